@@ -1,0 +1,129 @@
+"""The ``exashard`` command: a thin layer over the Python API.
+
+Exit codes: 0 success; 1 the command ran and found a problem (``verify`` found a bad
+shard); 2 bad input (arguments, URLs, missing datasets, malformed files): one line on
+stderr, no traceback unless ``--debug``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from .errors import ExashardError
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+
+
+class _Group(click.Group):
+    """Turns ``ExashardError``s into one-line messages with exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ExashardError as e:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"exashard: error: {e}", err=True)
+            ctx.exit(EXIT_USAGE)
+
+
+def _storage_options(raw: str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise click.BadParameter(f"not valid JSON ({e.msg})", param_hint="--storage-options") from None
+    if not isinstance(value, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="--storage-options")
+    return value
+
+
+storage_opt = click.option(
+    "--storage-options", "storage_options", metavar="JSON", default=None,
+    help="fsspec storage options as a JSON object (e.g. S3 endpoint and credentials).",
+)
+version_opt = click.option("--version", "version", type=click.IntRange(min=0), default=None, help="Manifest version (default: latest).")
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="exashard", prog_name="exashard")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """exashard: private, encrypted WebDataset shards for training at scale."""
+    ctx.ensure_object(dict)["debug"] = debug
+
+
+@main.command()
+@click.argument("dataset")
+@click.option("--json", "as_json", is_flag=True, help="Print the full summary as JSON.")
+@storage_opt
+@version_opt
+def inspect(dataset: str, as_json: bool, storage_options: str | None, version: int | None) -> None:
+    """Summarize DATASET: versions, shards, samples, bytes."""
+    from .shards import inspect as do_inspect
+
+    info = do_inspect(dataset, storage_options=_storage_options(storage_options), version=version)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, sort_keys=True))
+        return
+    click.echo(f"dataset   {info['dataset']}")
+    click.echo(f"id        {info['dataset_id']}")
+    click.echo(f"version   {info['version']} ({info['versions']} versions on disk), updated {info['updated']}")
+    click.echo(f"shards    {info['shards']}")
+    click.echo(f"samples   {info['samples']}")
+    click.echo(f"bytes     {info['bytes']} stored, {info['tar_bytes']} as tar")
+
+
+@main.command()
+@click.argument("dataset")
+@storage_opt
+@version_opt
+def verify(dataset: str, storage_options: str | None, version: int | None) -> None:
+    """Check every shard of DATASET: checksums, counts, every frame decodes."""
+    from .shards import verify as do_verify
+
+    report = do_verify(dataset, storage_options=_storage_options(storage_options), version=version)
+    for shard_id, problem in report.bad.items():
+        click.echo(f"BAD {shard_id}: {problem}", err=True)
+    status = "ok" if report.ok else f"{len(report.bad)} bad shard(s)"
+    click.echo(f"verified {report.shards} shards, {report.samples} samples at version {report.version}: {status}")
+    if not report.ok:
+        sys.exit(EXIT_PROBLEM)
+
+
+def _show(value: Any, width: int = 100) -> str:
+    raw = bytes(value)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"<{len(raw)} bytes binary>"
+    if any(ord(c) < 32 and c not in "\t\n\r" for c in text):
+        return f"<{len(raw)} bytes binary>"
+    text = text.replace("\n", "\\n")
+    return repr(text if len(text) <= width else text[:width] + "...")
+
+
+@main.command()
+@click.argument("dataset")
+@click.option("-n", "n", type=click.IntRange(min=0), default=5, show_default=True, help="Number of samples.")
+@storage_opt
+@version_opt
+def head(dataset: str, n: int, storage_options: str | None, version: int | None) -> None:
+    """Print the first N samples of DATASET readably."""
+    from .shards import head as do_head
+
+    for s in do_head(dataset, n, storage_options=_storage_options(storage_options), version=version):
+        click.echo(f"{s['__key__']}")
+        for ext, value in s.items():
+            if ext != "__key__":
+                click.echo(f"  {ext:<10} {len(value):>10} B  {_show(value)}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""Ingest: sources, planning, the Dask runner and run reports (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Privacy: policy, PII redaction, media stripping, pseudonyms, encryption and keys."""

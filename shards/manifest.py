@@ -1,0 +1,285 @@
+"""The dataset manifest: versioned, append-only commits with periodic checkpoints.
+
+Layout under a dataset root::
+
+    manifest/v00000000000000000001.json     one commit per version, created exclusively
+    manifest/checkpoints/v000...0010.json   full state at that version (derived, rewritable)
+    manifest/_last_checkpoint.json          hint: the newest checkpoint's version
+
+Exclusive creation of ``v<N>`` is the only guard: of two racing committers one wins and
+the other re-reads and retries on ``N+1``. Reading the latest state costs one hint read,
+one checkpoint and at most a few commits past it (plus one failed probe), whatever the
+length of the history. ``docs/FORMAT.md`` specifies the files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError, IntegrityError, NotFoundError, VersionConflict
+from . import storage
+from .writer import ShardInfo, utc_now
+
+MANIFEST_FORMAT = "exashard-manifest"
+MANIFEST_VERSION = 1
+CHECKPOINT_INTERVAL = 10
+_WIDTH = 20
+
+
+def commit_name(version: int) -> str:
+    return f"manifest/v{version:0{_WIDTH}d}.json"
+
+
+def checkpoint_name(version: int) -> str:
+    return f"manifest/checkpoints/v{version:0{_WIDTH}d}.json"
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """The dataset's state at one version: its shards in commit order."""
+
+    version: int
+    dataset_id: str | None
+    shards: dict[str, ShardInfo] = field(default_factory=dict)
+    created: str | None = None
+
+    @property
+    def samples(self) -> int:
+        return sum(s.samples for s in self.shards.values())
+
+    @property
+    def bytes(self) -> int:
+        return sum(s.bytes for s in self.shards.values())
+
+
+def _parse_json(data: bytes, where: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise IntegrityError(f"{where}: not valid JSON ({e.msg if hasattr(e, 'msg') else e})") from None
+    if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
+        raise IntegrityError(f"{where}: not an exashard manifest file")
+    if doc.get("format_version") != MANIFEST_VERSION:
+        raise IntegrityError(f"{where}: manifest format version {doc.get('format_version')!r} is not supported")
+    return doc
+
+
+class Manifest:
+    """Read and commit versions of one dataset's manifest.
+
+    ``checkpoint_interval`` commits after the newest checkpoint, the committer writes a
+    new one. ``clock`` returns the ISO timestamp recorded in commits (injectable).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        fs: Any = None,
+        clock: Callable[[], str] = utc_now,
+        checkpoint_interval: int = CHECKPOINT_INTERVAL,
+    ) -> None:
+        self.fs, self.root = storage.resolve(url, storage_options, fs)
+        self.where = storage.display(self.fs, self.root)
+        self.clock = clock
+        if checkpoint_interval < 1:
+            raise ConfigError("checkpoint_interval must be >= 1")
+        self.checkpoint_interval = checkpoint_interval
+
+    def _path(self, rel: str) -> str:
+        return storage.join(self.root, rel)
+
+    def _read_doc(self, rel: str) -> dict[str, Any] | None:
+        try:
+            data = self.fs.cat_file(self._path(rel))
+        except FileNotFoundError:
+            return None
+        return _parse_json(data, f"{self.where}/{rel}")
+
+    # -- reading -----------------------------------------------------------------
+
+    def _checkpoint_hint(self) -> int:
+        doc = None
+        try:
+            doc = json.loads(self.fs.cat_file(self._path("manifest/_last_checkpoint.json")))
+        except (FileNotFoundError, ValueError, UnicodeDecodeError):
+            return 0
+        v = doc.get("version") if isinstance(doc, dict) else None
+        return v if isinstance(v, int) and v > 0 else 0
+
+    def _load_checkpoint(self, version: int) -> Snapshot | None:
+        rel = checkpoint_name(version)
+        try:
+            doc = self._read_doc(rel)
+        except IntegrityError:
+            return None  # derived data: a damaged checkpoint is skipped, commits rebuild it
+        if doc is None or doc.get("version") != version:
+            return None
+        where = f"{self.where}/{rel}"
+        snap = Snapshot(version, doc.get("dataset_id"), created=doc.get("created"))
+        for row in doc.get("shards", []):
+            info = ShardInfo.from_dict(row, where)
+            snap.shards[info.id] = info
+        return snap
+
+    def _apply(self, snap: Snapshot, doc: dict[str, Any], rel: str) -> None:
+        where = f"{self.where}/{rel}"
+        if doc.get("version") != snap.version + 1:
+            raise IntegrityError(f"{where}: records version {doc.get('version')!r}, expected {snap.version + 1}")
+        if snap.dataset_id is not None and doc.get("dataset_id") != snap.dataset_id:
+            raise IntegrityError(f"{where}: belongs to dataset {doc.get('dataset_id')!r}, not {snap.dataset_id!r}")
+        for shard_id in doc.get("remove", []):
+            snap.shards.pop(shard_id, None)
+        for row in doc.get("add", []):
+            info = ShardInfo.from_dict(row, where)
+            snap.shards[info.id] = info
+        snap.version += 1
+        snap.dataset_id = doc.get("dataset_id")
+        snap.created = doc.get("created")
+
+    def _base(self, at_most: int | None) -> Snapshot:
+        hint = self._checkpoint_hint()
+        if at_most is not None and hint > at_most:
+            hint = max((v for v in self.checkpoint_versions() if v <= at_most), default=0)
+        while hint > 0:
+            snap = self._load_checkpoint(hint)
+            if snap is not None:
+                return snap
+            hint = max((v for v in self.checkpoint_versions() if v < hint), default=0)
+        return Snapshot(0, None)
+
+    def read(self, version: int | None = None) -> Snapshot:
+        """The state at ``version`` (default: the latest). Version 0 is the empty dataset."""
+        if version is not None and (not isinstance(version, int) or version < 0):
+            raise ConfigError(f"manifest version must be a non-negative int, got {version!r}")
+        snap = self._base(version)
+        while version is None or snap.version < version:
+            rel = commit_name(snap.version + 1)
+            doc = self._read_doc(rel)
+            if doc is None:
+                if version is not None:
+                    raise NotFoundError(f"{self.where}: manifest version {version} does not exist (latest is {snap.version})")
+                break
+            self._apply(snap, doc, rel)
+        return snap
+
+    def latest_version(self) -> int:
+        return self.read().version
+
+    def checkpoint_versions(self) -> list[int]:
+        return self._versions_in("manifest/checkpoints")
+
+    def versions(self) -> list[int]:
+        """Every commit version present (lists the folder: for inspection, not hot paths)."""
+        return self._versions_in("manifest")
+
+    def _versions_in(self, rel: str) -> list[int]:
+        try:
+            names = self.fs.ls(self._path(rel), detail=False)
+        except FileNotFoundError:
+            return []
+        out = []
+        for n in names:
+            base = n.rstrip("/").rsplit("/", 1)[-1]
+            if base.startswith("v") and base.endswith(".json") and base[1:-5].isdigit():
+                out.append(int(base[1:-5]))
+        return sorted(out)
+
+    # -- committing --------------------------------------------------------------
+
+    def commit(
+        self,
+        add: Iterable[ShardInfo] = (),
+        remove: Iterable[str] = (),
+        *,
+        operation: str = "write",
+        meta: dict[str, Any] | None = None,
+        max_attempts: int = 100,
+    ) -> int:
+        """Append one version adding/removing shards; returns the version number.
+
+        Racing committers are serialized by exclusive creation: on a lost race this
+        re-reads the latest state and tries the next version. Adding a shard id that is
+        already present with the same checksum is a no-op (idempotent retries);
+        with another checksum it is an error, as is removing an unknown shard.
+        """
+        add = list(add)
+        remove = list(remove)
+        if not add and not remove and meta is None:
+            raise ConfigError("a commit must add or remove shards or carry metadata")
+        for attempt in range(max_attempts):
+            snap = self.read()
+            rows = []
+            for info in add:
+                have = snap.shards.get(info.id)
+                if have is not None:
+                    if have.checksum != info.checksum:
+                        raise IntegrityError(f"{self.where}: shard {info.id!r} is already committed with other content")
+                    continue
+                rows.append(info.to_dict())
+            gone = [s for s in remove if s in snap.shards]
+            missing = [s for s in remove if s not in snap.shards]
+            if missing:
+                raise NotFoundError(f"{self.where}: cannot remove shards not in version {snap.version}: {missing[:5]}")
+            if not rows and not gone and meta is None:
+                return snap.version
+            version = snap.version + 1
+            doc = {
+                "format": MANIFEST_FORMAT,
+                "format_version": MANIFEST_VERSION,
+                "version": version,
+                "dataset_id": snap.dataset_id or os.urandom(16).hex(),
+                "created": self.clock(),
+                "operation": operation,
+                "add": rows,
+                "remove": gone,
+                "meta": meta or {},
+            }
+            data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+            try:
+                storage.exclusive_write(self.fs, self._path(commit_name(version)), data)
+            except VersionConflict:
+                time.sleep(random.uniform(0, min(0.5, 0.005 * 2**min(attempt, 7))))
+                continue
+            self._maybe_checkpoint(snap, doc)
+            return version
+        raise VersionConflict(f"{self.where}: gave up committing after {max_attempts} lost races")
+
+    def _maybe_checkpoint(self, before: Snapshot, doc: dict[str, Any]) -> None:
+        hint = self._checkpoint_hint()
+        if doc["version"] - hint < self.checkpoint_interval:
+            return
+        snap = Snapshot(before.version, before.dataset_id, dict(before.shards), before.created)
+        self._apply(snap, doc, commit_name(doc["version"]))
+        self.write_checkpoint(snap)
+
+    def write_checkpoint(self, snap: Snapshot) -> None:
+        """Write the full state at ``snap.version`` and point the hint at it."""
+        doc = {
+            "format": MANIFEST_FORMAT,
+            "format_version": MANIFEST_VERSION,
+            "version": snap.version,
+            "dataset_id": snap.dataset_id,
+            "created": snap.created,
+            "shards": [s.to_dict() for s in snap.shards.values()],
+        }
+        data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+        storage.atomic_write(self.fs, self._path(checkpoint_name(snap.version)), data)
+        if snap.version > self._checkpoint_hint():
+            hint = json.dumps({"version": snap.version}).encode()
+            storage.atomic_write(self.fs, self._path("manifest/_last_checkpoint.json"), hint)
+
+
+def open_manifest(dataset: str, storage_options: dict[str, Any] | None = None, fs: Any = None) -> Manifest:
+    """A ``Manifest`` for an existing dataset; ``NotFoundError`` if there is none."""
+    m = Manifest(dataset, storage_options=storage_options, fs=fs)
+    if not m.fs.exists(m._path(commit_name(1))):
+        raise NotFoundError(f"{m.where}: not an exashard dataset (no manifest/v{1:0{_WIDTH}d}.json)")
+    return m

@@ -1,0 +1,297 @@
+"""Reading shards: sequential iteration and random access, without Python's tarfile.
+
+The sample index says where every member's bytes lie in the tar stream, so reading is
+frame decompression plus slicing: no tar header is parsed on the hot path. Frames are
+read and decompressed ahead in background threads (zstd and file reads release the
+GIL). Random access decompresses only the frame holding the sample.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import zstandard
+
+from ..errors import IntegrityError, NotFoundError
+from . import storage
+from .format import (
+    FOOTER_SIZE,
+    Layout,
+    SampleIndex,
+    check_index,
+    decode_seek_table,
+    parse_index_frame,
+    seek_table_size,
+)
+from .tar import iter_members
+
+Sample = dict[str, Any]
+_TAIL = 64 * 1024
+_local = threading.local()
+
+
+def _dctx() -> zstandard.ZstdDecompressor:
+    d = getattr(_local, "dctx", None)
+    if d is None:
+        d = _local.dctx = zstandard.ZstdDecompressor()
+    return d
+
+
+class ShardReader:
+    """One shard, read through a ``RangeSource`` of its plaintext bytes.
+
+    ``index_offset``/``index_size`` (from the manifest row) let the trailer be fetched
+    in one read; without them the reader finds it from the seek table footer.
+    ``zero_copy=True`` yields ``memoryview`` slices of the decompressed frame instead
+    of ``bytes`` copies. ``prefetch`` frames are read and decompressed ahead by
+    ``threads`` background threads during iteration.
+    """
+
+    def __init__(
+        self,
+        source: storage.RangeSource,
+        *,
+        index_offset: int | None = None,
+        index_size: int | None = None,
+        zero_copy: bool = False,
+        prefetch: int = 4,
+        threads: int = 2,
+    ) -> None:
+        self.source = source
+        self.name = source.name
+        self.zero_copy = zero_copy
+        self.prefetch = max(1, prefetch)
+        self.threads = max(1, threads)
+        self.layout, self.index, self._trailer = self._load_trailer(index_offset, index_size)
+        self._keys: list[str] | None = None
+        self._by_key: dict[str, int] | None = None
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        fs: Any = None,
+        storage_options: dict[str, Any] | None = None,
+        info: Any = None,
+        **kwargs: Any,
+    ) -> ShardReader:
+        """Open a shard file by URL; ``info`` (a ``ShardInfo``) supplies size and index position."""
+        fs, path = storage.resolve(url, storage_options, fs)
+        size = info.bytes if info is not None else None
+        src = storage.open_source(fs, path, size=size)
+        if info is not None:
+            kwargs.setdefault("index_offset", info.index_offset)
+            kwargs.setdefault("index_size", info.index_size)
+        return cls(src, **kwargs)
+
+    def close(self) -> None:
+        self.source.close()
+
+    def __enter__(self) -> ShardReader:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+    # -- trailer -----------------------------------------------------------------
+
+    def _read_exact(self, offset: int, length: int, what: str) -> bytes:
+        data = self.source.read(offset, length)
+        if len(data) != length:
+            raise IntegrityError(
+                f"{self.name}: {what} at offset {offset}: wanted {length} bytes, got {len(data)} (truncated shard?)"
+            )
+        return data
+
+    def _load_trailer(self, index_offset: int | None, index_size: int | None) -> tuple[Layout, SampleIndex, bytes]:
+        size = self.source.size
+        if size < FOOTER_SIZE + 16:
+            raise IntegrityError(f"{self.name}: {size} bytes is too short to be a shard (truncated?)")
+        if index_offset is not None and index_size is not None:
+            if index_offset + index_size != size:
+                raise IntegrityError(
+                    f"{self.name}: shard is {size} bytes but its manifest row says {index_offset + index_size} (truncated or replaced?)"
+                )
+            trailer = self._read_exact(index_offset, index_size, "trailer")
+        else:
+            tail_len = min(size, _TAIL)
+            trailer = self._read_exact(size - tail_len, tail_len, "tail")
+            table_len = seek_table_size(trailer[-FOOTER_SIZE:], f"{self.name} at offset {size - FOOTER_SIZE}")
+            if table_len > size:
+                raise IntegrityError(f"{self.name}: seek table claims {table_len} bytes, shard has {size}")
+            if table_len > len(trailer):
+                trailer = self._read_exact(size - table_len, table_len, "seek table")
+            layout = decode_seek_table(trailer[-table_len:], size, f"{self.name} at offset {size - table_len}")
+            need = size - layout.index_offset
+            if need > len(trailer):
+                trailer = self._read_exact(layout.index_offset, need, "index")
+            trailer = trailer[-need:]
+        table_len = seek_table_size(trailer[-FOOTER_SIZE:], f"{self.name} at offset {size - FOOTER_SIZE}")
+        if table_len > len(trailer):
+            raise IntegrityError(f"{self.name}: seek table at offset {size - table_len} is cut short")
+        layout = decode_seek_table(trailer[-table_len:], size, f"{self.name} at offset {size - table_len}")
+        if layout.index_offset != size - len(trailer):
+            raise IntegrityError(f"{self.name}: index frame is not at offset {size - len(trailer)}")
+        index = parse_index_frame(
+            trailer[: layout.index_size], f"{self.name} at offset {layout.index_offset}"
+        )
+        check_index(index, layout, self.name)
+        return layout, index, trailer
+
+    # -- frames ------------------------------------------------------------------
+
+    def frame(self, i: int) -> bytes:
+        """The decompressed tar bytes of data frame ``i``, checked against the seek table."""
+        lay = self.layout
+        off, csize = lay.c_offsets[i], lay.c_sizes[i]
+        return self._decompress(self._read_exact(off, csize, f"frame {i}"), i)
+
+    def _decompress(self, raw: bytes, i: int) -> bytes:
+        lay = self.layout
+        where = f"{self.name}: frame {i} at offset {lay.c_offsets[i]}"
+        try:
+            params = zstandard.get_frame_parameters(raw)
+        except zstandard.ZstdError as e:
+            raise IntegrityError(f"{where}: not a zstd frame ({e})") from None
+        if params.content_size != lay.d_sizes[i]:
+            raise IntegrityError(f"{where}: holds {params.content_size} bytes, seek table says {lay.d_sizes[i]}")
+        try:
+            out = _dctx().decompress(raw)
+        except zstandard.ZstdError as e:
+            raise IntegrityError(f"{where}: corrupt ({e})") from None
+        if len(out) != lay.d_sizes[i]:
+            raise IntegrityError(f"{where}: decompressed to {len(out)} bytes, expected {lay.d_sizes[i]}")
+        return out
+
+    # -- samples -----------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def keys(self) -> list[str]:
+        if self._keys is None:
+            self._keys = self.index.keys()
+        return self._keys
+
+    def _build(self, i: int, buf: Any, base: int) -> Sample:
+        ix = self.index
+        keys = self.keys()
+        d: Sample = {"__key__": keys[i]}
+        exts, mext, moff, msz = ix.exts, ix.member_ext, ix.member_offset, ix.member_size
+        for m in ix.members(i):
+            o = moff[m] - base
+            d[exts[mext[m]]] = buf[o : o + msz[m]]
+        return d
+
+    def __getitem__(self, i: int) -> Sample:
+        """Sample ``i`` (position in the shard), decompressing only its frame."""
+        n = len(self.index)
+        if not isinstance(i, int):
+            raise TypeError(f"sample position must be an int, got {type(i).__name__}")
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"{self.name}: sample position {i} out of range (shard has {n})")
+        f = self.index.sample_frame[i]
+        data = self.frame(f)
+        return self._build(i, memoryview(data) if self.zero_copy else data, self.layout.d_offsets[f])
+
+    def position(self, key: str) -> int:
+        if self._by_key is None:
+            self._by_key = {k: i for i, k in enumerate(self.keys())}
+        try:
+            return self._by_key[key]
+        except KeyError:
+            raise NotFoundError(f"{self.name}: no sample with key {key!r}") from None
+
+    def get(self, key: str) -> Sample:
+        """The sample with ``key``, decompressing only its frame."""
+        return self[self.position(key)]
+
+    def _read_frame(self, i: int) -> bytes:
+        return self.frame(i)
+
+    def __iter__(self) -> Iterator[Sample]:
+        return self.iter_samples()
+
+    def iter_samples(self, start: int = 0) -> Iterator[Sample]:
+        """Samples in shard order from position ``start``, frames prefetched in threads."""
+        ix, lay = self.index, self.layout
+        n = len(ix)
+        if start >= n:
+            return
+        frames = ix.sample_frame
+        first = frames[start]
+        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="exashard-read")
+        pending: deque[Future[bytes]] = deque()
+        nxt = first
+        try:
+            while nxt < lay.frames and len(pending) < self.prefetch:
+                pending.append(pool.submit(self._read_frame, nxt))
+                nxt += 1
+            i = start
+            keys = self.keys()
+            exts, mext, moff, msz, ends = ix.exts, ix.member_ext, ix.member_offset, ix.member_size, ix.sample_members
+            m = ends[i - 1] if i else 0
+            for f in range(first, lay.frames):
+                data = pending.popleft().result()
+                if nxt < lay.frames:
+                    pending.append(pool.submit(self._read_frame, nxt))
+                    nxt += 1
+                buf = memoryview(data) if self.zero_copy else data
+                base = lay.d_offsets[f]
+                while i < n and frames[i] == f:
+                    d: Sample = {"__key__": keys[i]}
+                    end = ends[i]
+                    while m < end:
+                        o = moff[m] - base
+                        d[exts[mext[m]]] = buf[o : o + msz[m]]
+                        m += 1
+                    yield d
+                    i += 1
+                if i >= n:
+                    break
+        finally:
+            for fut in pending:
+                fut.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- verification ------------------------------------------------------------
+
+    def verify(self, checksum: str | None = None, samples: int | None = None) -> None:
+        """Decode every frame, parse its tar headers against the index, check the file hash.
+
+        Raises ``IntegrityError`` naming the shard and offset of the first problem.
+        """
+        ix, lay = self.index, self.layout
+        sha = hashlib.sha256()
+        keys = self.keys()
+        expected = {}
+        for i in range(len(ix)):
+            for m in ix.members(i):
+                expected[ix.member_offset[m]] = (f"{keys[i]}.{ix.exts[ix.member_ext[m]]}", ix.member_size[m], ix.sample_frame[i])
+        seen = 0
+        for f in range(lay.frames):
+            raw = self._read_exact(lay.c_offsets[f], lay.c_sizes[f], f"frame {f}")
+            sha.update(raw)
+            data = self._decompress(raw, f)
+            for mem in iter_members(data, lay.d_offsets[f], f"{self.name} frame {f}"):
+                want = expected.get(mem.offset)
+                if want is None or want[0] != mem.name or want[1] != mem.size or want[2] != f:
+                    raise IntegrityError(
+                        f"{self.name}: tar member {mem.name!r} at tar offset {mem.offset} does not match the index"
+                    )
+                seen += 1
+        if seen != len(expected):
+            raise IntegrityError(f"{self.name}: index lists {len(expected)} members, tar stream holds {seen}")
+        sha.update(self._trailer)
+        if checksum is not None and "sha256:" + sha.hexdigest() != checksum:
+            raise IntegrityError(f"{self.name}: checksum mismatch (file differs from the manifest)")
+        if samples is not None and samples != len(ix):
+            raise IntegrityError(f"{self.name}: holds {len(ix)} samples, the manifest says {samples}")

@@ -1,0 +1,165 @@
+"""Deterministic tar members, written and parsed by hand.
+
+Python's ``tarfile`` costs a Python-level object and several copies per member; shards
+hold millions of members, so headers are packed and parsed here directly. Only what
+shards use is supported: regular files (type ``0``) and PAX extended headers (type
+``x``) for names that are not short ASCII or sizes past the ustar limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ..errors import IntegrityError
+
+BLOCK = 512
+END_OF_ARCHIVE = bytes(2 * BLOCK)
+_USTAR_MAX_SIZE = 0o77777777777  # 11 octal digits
+_PAX_NAME = b"././@PaxHeader"
+
+
+def _octal(value: int, width: int) -> bytes:
+    """``width``-byte octal field: digits, then NUL (the ustar convention)."""
+    return b"%0*o\0" % (width - 1, value)
+
+
+def _header(name: bytes, size: int, mtime: int, typeflag: bytes) -> bytearray:
+    h = bytearray(BLOCK)
+    h[0 : len(name)] = name
+    h[100:108] = b"0000644\0"
+    h[108:116] = b"0000000\0"
+    h[116:124] = b"0000000\0"
+    h[124:136] = _octal(size, 12)
+    h[136:148] = _octal(mtime, 12)
+    h[148:156] = b" " * 8
+    h[156:157] = typeflag
+    h[257:265] = b"ustar\x0000"
+    h[329:337] = b"0000000\0"
+    h[337:345] = b"0000000\0"
+    h[148:156] = b"%06o\0 " % sum(h)
+    return h
+
+
+def _pax_record(key: str, value: bytes) -> bytes:
+    """One ``"<len> key=value\n"`` record; the length counts its own digits."""
+    body = b" " + key.encode() + b"=" + value + b"\n"
+    digits = len(str(len(body)))
+    while len(str(len(body) + digits)) != digits:
+        digits += 1
+    return str(len(body) + digits).encode() + body
+
+
+def padding(size: int) -> int:
+    return -size % BLOCK
+
+
+def member_header(name: str, size: int, mtime: int = 0) -> bytes:
+    """Header block(s) for one regular file, deterministic for the same arguments.
+
+    Names that are not ASCII or longer than 100 bytes, and sizes past 8 GiB, go in a
+    PAX extended header before the ustar header, as GNU tar and Python's tarfile read.
+    """
+    raw = name.encode("utf-8")
+    records = b""
+    short = raw
+    if len(raw) > 100 or not raw.isascii():
+        records += _pax_record("path", raw)
+        short = raw[:100]
+    if size > _USTAR_MAX_SIZE:
+        records += _pax_record("size", str(size).encode())
+        size_field = 0
+    else:
+        size_field = size
+    main = _header(short, size_field, mtime, b"0")
+    if not records:
+        return bytes(main)
+    pax = _header(_PAX_NAME, len(records), mtime, b"x")
+    return bytes(pax) + records + bytes(padding(len(records))) + bytes(main)
+
+
+@dataclass(frozen=True, slots=True)
+class TarMember:
+    name: str
+    offset: int  # offset of the member's data in the tar stream
+    size: int
+
+
+def _parse_octal(field: bytes, where: str) -> int:
+    text = field.rstrip(b"\0 ").lstrip(b" ")
+    if not text:
+        return 0
+    try:
+        return int(text, 8)
+    except ValueError:
+        raise IntegrityError(f"{where}: bad octal field in tar header") from None
+
+
+def _parse_pax(data: bytes, where: str) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    pos = 0
+    while pos < len(data):
+        sp = data.find(b" ", pos)
+        if sp < 0:
+            raise IntegrityError(f"{where}: malformed PAX record")
+        try:
+            length = int(data[pos:sp])
+        except ValueError:
+            raise IntegrityError(f"{where}: malformed PAX record length") from None
+        end = pos + length
+        if length <= 0 or end > len(data) or data[end - 1 : end] != b"\n":
+            raise IntegrityError(f"{where}: malformed PAX record")
+        key, eq, value = data[sp + 1 : end - 1].partition(b"=")
+        if not eq:
+            raise IntegrityError(f"{where}: malformed PAX record")
+        out[key.decode("utf-8", "replace")] = value
+        pos = end
+    return out
+
+
+def iter_members(buf: bytes | memoryview, base: int = 0, where: str = "tar") -> Iterator[TarMember]:
+    """Parse the tar members in ``buf`` (which starts at stream offset ``base``).
+
+    Stops at the end-of-archive marker or at the end of ``buf``; a header cut short,
+    a bad checksum or an unsupported member type raises ``IntegrityError``.
+    """
+    view = memoryview(buf)
+    pos = 0
+    pax: dict[str, bytes] = {}
+    while pos < len(view):
+        at = f"{where} at tar offset {base + pos}"
+        if pos + BLOCK > len(view):
+            raise IntegrityError(f"{at}: truncated tar header")
+        block = bytes(view[pos : pos + BLOCK])
+        if block == bytes(BLOCK):
+            return
+        stored = _parse_octal(block[148:156], at)
+        if stored != sum(block[:148]) + 256 + sum(block[156:]):
+            raise IntegrityError(f"{at}: tar header checksum mismatch")
+        typeflag = block[156:157]
+        size = _parse_octal(block[124:136], at)
+        data_at = pos + BLOCK
+        if typeflag == b"x":
+            if data_at + size > len(view):
+                raise IntegrityError(f"{at}: truncated PAX header")
+            pax = _parse_pax(bytes(view[data_at : data_at + size]), at)
+            pos = data_at + size + padding(size)
+            continue
+        if typeflag not in (b"0", b"\0"):
+            raise IntegrityError(f"{at}: unsupported tar member type {typeflag!r}")
+        if "size" in pax:
+            try:
+                size = int(pax["size"])
+            except ValueError:
+                raise IntegrityError(f"{at}: bad PAX size") from None
+        name_raw = pax.get("path")
+        if name_raw is None:
+            name_raw = block[:100].split(b"\0", 1)[0]
+            prefix = block[345:500].split(b"\0", 1)[0]
+            if prefix:
+                name_raw = prefix + b"/" + name_raw
+        pax = {}
+        if data_at + size > len(view):
+            raise IntegrityError(f"{at}: tar member data truncated")
+        yield TarMember(name_raw.decode("utf-8", "surrogateescape"), base + data_at, size)
+        pos = data_at + size + padding(size)
