@@ -27,7 +27,7 @@ INDEX_MAGIC = 0x184D2A5B
 SEEK_TABLE_MAGIC = 0x184D2A5E
 SEEKABLE_MAGIC = 0x8F92EAB1
 INDEX_TAG = b"EXIX"
-_INDEX_HEAD = struct.Struct("<4sHHIIIII4x")  # tag, version, flags, samples, members, exts, keys, ext bytes
+_INDEX_HEAD = struct.Struct("<4sHHIIIIII")  # tag, version, flags, samples, members, exts, keys, ext bytes, frames
 _FOOTER = struct.Struct("<IBI")
 FOOTER_SIZE = _FOOTER.size  # 9
 _LITTLE = sys.byteorder == "little"
@@ -66,6 +66,7 @@ class SampleIndex:
     member_offset: array  # u64
     member_size: array  # u64
     exts: list[str]
+    frame_digest: array  # u64 per data frame: XXH3-64 of the frame's stored bytes
 
     def __len__(self) -> int:
         return len(self.sample_frame)
@@ -97,6 +98,7 @@ class IndexBuilder:
         self.member_offset = array("Q")
         self.member_size = array("Q")
         self._ext_ids: dict[str, int] = {}
+        self.frame_digest = array("Q")
 
     def __len__(self) -> int:
         return len(self.sample_frame)
@@ -118,7 +120,7 @@ class IndexBuilder:
         return encode_index(
             SampleIndex(
                 bytes(self._keys), self.key_ends, self.sample_frame, self.sample_members,
-                self.member_ext, self.member_offset, self.member_size, list(self._ext_ids),
+                self.member_ext, self.member_offset, self.member_size, list(self._ext_ids), self.frame_digest,
             )
         )
 
@@ -132,13 +134,13 @@ def encode_index(ix: SampleIndex) -> bytes:
         ext_ends.append(len(ext_blob))
     head = _INDEX_HEAD.pack(
         INDEX_TAG, FORMAT_VERSION, 0, len(ix.sample_frame), len(ix.member_ext),
-        len(ix.exts), len(ix.keys_blob), len(ext_blob),
+        len(ix.exts), len(ix.keys_blob), len(ext_blob), len(ix.frame_digest),
     )
     body = b"".join(
         (
             head, _le(ix.sample_frame), _le(ix.key_ends), _le(ix.sample_members),
             _le(ix.member_ext), _le(ix.member_offset), _le(ix.member_size), _le(ext_ends),
-            ix.keys_blob, bytes(ext_blob),
+            _le(ix.frame_digest), ix.keys_blob, bytes(ext_blob),
         )
     )
     return body + struct.pack("<I", zlib.crc32(body))
@@ -152,12 +154,12 @@ def decode_index(payload: bytes | memoryview, where: str) -> SampleIndex:
     (crc,) = struct.unpack_from("<I", mv, len(mv) - 4)
     if zlib.crc32(mv[:-4]) != crc:
         raise IntegrityError(f"{where}: sample index checksum mismatch")
-    tag, version, _flags, ns, nm, ne, nk, nx = _INDEX_HEAD.unpack_from(mv, 0)
+    tag, version, _flags, ns, nm, ne, nk, nx, nf = _INDEX_HEAD.unpack_from(mv, 0)
     if tag != INDEX_TAG:
         raise IntegrityError(f"{where}: sample index has bad tag {tag!r}")
     if version != FORMAT_VERSION:
         raise IntegrityError(f"{where}: sample index version {version} is not supported")
-    expect = _INDEX_HEAD.size + 12 * ns + 18 * nm + 4 * ne + nk + nx + 4
+    expect = _INDEX_HEAD.size + 12 * ns + 18 * nm + 4 * ne + 8 * nf + nk + nx + 4
     if expect != len(mv):
         raise IntegrityError(f"{where}: sample index size {len(mv)} != {expect} from its header")
     pos = _INDEX_HEAD.size
@@ -175,6 +177,7 @@ def decode_index(payload: bytes | memoryview, where: str) -> SampleIndex:
     member_offset = take("Q", nm, 8)
     member_size = take("Q", nm, 8)
     ext_ends = take("I", ne, 4)
+    frame_digest = take("Q", nf, 8)
     keys_blob = bytes(mv[pos : pos + nk])
     ext_blob = bytes(mv[pos + nk : pos + nk + nx])
     _check_cumulative(key_ends, nk, where, "key")
@@ -187,7 +190,9 @@ def decode_index(payload: bytes | memoryview, where: str) -> SampleIndex:
         keys_blob.decode("utf-8")
     except UnicodeDecodeError:
         raise IntegrityError(f"{where}: sample index holds invalid UTF-8") from None
-    return SampleIndex(keys_blob, key_ends, frames, sample_members, member_ext, member_offset, member_size, exts)
+    return SampleIndex(
+        keys_blob, key_ends, frames, sample_members, member_ext, member_offset, member_size, exts, frame_digest
+    )
 
 
 def _check_cumulative(ends: array, total: int, where: str, what: str) -> None:
@@ -293,6 +298,8 @@ def parse_index_frame(frame: bytes | memoryview, where: str) -> SampleIndex:
 def check_index(ix: SampleIndex, layout: Layout, where: str) -> None:
     """Every member lies inside the frame its sample names, and frames are in order."""
     n_frames = layout.frames
+    if len(ix.frame_digest) != n_frames:
+        raise IntegrityError(f"{where}: index has {len(ix.frame_digest)} frame checksums for {n_frames} frames")
     prev = 0
     for i in range(len(ix)):
         f = ix.sample_frame[i]

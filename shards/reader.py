@@ -9,6 +9,7 @@ GIL). Random access decompresses only the frame holding the sample.
 from __future__ import annotations
 
 import hashlib
+import sys
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from .format import (
     seek_table_size,
 )
 from .tar import iter_members
+from .zframe import RawBlocks, frame_digest, raw_blocks
 
 Sample = dict[str, Any]
 _TAIL = 64 * 1024
@@ -40,6 +42,75 @@ def _dctx() -> zstandard.ZstdDecompressor:
     if d is None:
         d = _local.dctx = zstandard.ZstdDecompressor()
     return d
+
+
+def _content_bytes(content: bytes | tuple[RawBlocks, bytes]) -> bytes:
+    if isinstance(content, bytes):
+        return content
+    blocks, raw = content
+    return b"".join(raw[s : s + n] for s, n in zip(blocks.stored_starts, blocks.sizes))
+
+
+class _BufferPool:
+    """Recycles frame read buffers between frames of one iteration.
+
+    A buffer goes back on the free list only when nothing but the pool's own view
+    refers to it (``sys.getrefcount``): a zero-copy consumer still holding a member
+    view keeps its buffer out of circulation, so a view is never overwritten.
+    """
+
+    def __init__(self) -> None:
+        self._free: list[bytearray] = []
+        self._views: dict[int, bytearray] = {}
+        self._retired: list[bytearray] = []
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> memoryview:
+        with self._lock:
+            buf = None
+            for j, b in enumerate(self._free):
+                if len(b) >= size:
+                    buf = self._free.pop(j)
+                    break
+        if buf is None:
+            buf = bytearray(max(size, 1 << 20))
+        view = memoryview(buf)[:size]
+        with self._lock:
+            self._views[id(view)] = buf
+        return view
+
+    def retire(self, view: memoryview) -> None:
+        """The reader is done with ``view``; its buffer returns once no consumer view is left."""
+        with self._lock:
+            buf = self._views.pop(id(view), None)
+        if buf is None:
+            return
+        try:
+            view.release()
+        except BufferError:  # re-exported by a consumer: never recycle it
+            return
+        self._retired.append(buf)
+        keep = []
+        for b in self._retired:
+            # references: the list, the loop name, getrefcount's argument; more means a live view
+            if sys.getrefcount(b) <= _BASE_REFS + 1:
+                with self._lock:
+                    if len(self._free) < 16:
+                        self._free.append(b)
+            elif len(keep) < 8:
+                keep.append(b)
+        del b
+        self._retired = keep
+
+
+def _probe_refs() -> int:
+    held = [bytearray(1)]
+    for b in held:
+        return sys.getrefcount(b) - 1  # the same shape as in retire(), less the list's reference
+    raise AssertionError
+
+
+_BASE_REFS = _probe_refs()
 
 
 class ShardReader:
@@ -147,14 +218,38 @@ class ShardReader:
     # -- frames ------------------------------------------------------------------
 
     def frame(self, i: int) -> bytes:
-        """The decompressed tar bytes of data frame ``i``, checked against the seek table."""
-        lay = self.layout
-        off, csize = lay.c_offsets[i], lay.c_sizes[i]
-        return self._decompress(self._read_exact(off, csize, f"frame {i}"), i)
+        """The decompressed tar bytes of data frame ``i``, checked against the index."""
+        return _content_bytes(self._load(i))
 
-    def _decompress(self, raw: bytes, i: int) -> bytes:
+    def _read_frame(self, i: int, pool: _BufferPool | None = None) -> bytes | memoryview:
+        """Stored bytes of frame ``i``, verified against the index's XXH3-64 before any parsing.
+
+        With a ``pool`` and a source that can fill a buffer, the bytes land in a
+        recycled buffer (a ``memoryview`` of it): fresh pages cost a fault each.
+        """
+        lay = self.layout
+        off, size = lay.c_offsets[i], lay.c_sizes[i]
+        read_into = getattr(self.source, "read_into", None)
+        if pool is not None and read_into is not None:
+            raw: bytes | memoryview = pool.take(size)
+            got = read_into(off, raw)
+            if got != size:
+                raise IntegrityError(f"{self.name}: frame {i} at offset {off}: wanted {size} bytes, got {got} (truncated shard?)")
+        else:
+            raw = self._read_exact(off, size, f"frame {i}")
+        if frame_digest(raw) != self.index.frame_digest[i]:
+            raise IntegrityError(f"{self.name}: frame {i} at offset {off}: checksum mismatch")
+        return raw
+
+    def _frame_content(self, raw: bytes | memoryview, i: int) -> bytes | tuple[RawBlocks, bytes | memoryview]:
+        """A Raw-block frame as (block map, stored bytes), served without a copy; else decompressed."""
         lay = self.layout
         where = f"{self.name}: frame {i} at offset {lay.c_offsets[i]}"
+        blocks = raw_blocks(raw, where)
+        if blocks is not None:
+            if blocks.content_size != lay.d_sizes[i]:
+                raise IntegrityError(f"{where}: holds {blocks.content_size} bytes, seek table says {lay.d_sizes[i]}")
+            return blocks, raw
         try:
             params = zstandard.get_frame_parameters(raw)
         except zstandard.ZstdError as e:
@@ -169,6 +264,9 @@ class ShardReader:
             raise IntegrityError(f"{where}: decompressed to {len(out)} bytes, expected {lay.d_sizes[i]}")
         return out
 
+    def _load(self, i: int, pool: _BufferPool | None = None) -> bytes | tuple[RawBlocks, bytes | memoryview]:
+        return self._frame_content(self._read_frame(i, pool), i)
+
     # -- samples -----------------------------------------------------------------
 
     def __len__(self) -> int:
@@ -179,18 +277,17 @@ class ShardReader:
             self._keys = self.index.keys()
         return self._keys
 
-    def _build(self, i: int, buf: Any, base: int) -> Sample:
-        ix = self.index
-        keys = self.keys()
-        d: Sample = {"__key__": keys[i]}
-        exts, mext, moff, msz = ix.exts, ix.member_ext, ix.member_offset, ix.member_size
-        for m in ix.members(i):
-            o = moff[m] - base
-            d[exts[mext[m]]] = buf[o : o + msz[m]]
-        return d
+    def _extract(self, content: bytes | tuple[RawBlocks, bytes], base: int) -> Any:
+        """A function (offset, size) -> member bytes for one loaded frame."""
+        if isinstance(content, bytes):
+            buf = memoryview(content) if self.zero_copy else content
+            return lambda o, n: buf[o - base : o - base + n]
+        blocks, raw = content
+        rbuf = memoryview(raw) if self.zero_copy else raw
+        return lambda o, n: blocks.slice(rbuf, o - base, n)
 
     def __getitem__(self, i: int) -> Sample:
-        """Sample ``i`` (position in the shard), decompressing only its frame."""
+        """Sample ``i`` (position in the shard), reading only its frame."""
         n = len(self.index)
         if not isinstance(i, int):
             raise TypeError(f"sample position must be an int, got {type(i).__name__}")
@@ -198,9 +295,13 @@ class ShardReader:
             i += n
         if not 0 <= i < n:
             raise IndexError(f"{self.name}: sample position {i} out of range (shard has {n})")
-        f = self.index.sample_frame[i]
-        data = self.frame(f)
-        return self._build(i, memoryview(data) if self.zero_copy else data, self.layout.d_offsets[f])
+        ix = self.index
+        f = ix.sample_frame[i]
+        get = self._extract(self._load(f), self.layout.d_offsets[f])
+        d: Sample = {"__key__": self.keys()[i]}
+        for m in ix.members(i):
+            d[ix.exts[ix.member_ext[m]]] = get(ix.member_offset[m], ix.member_size[m])
+        return d
 
     def position(self, key: str) -> int:
         if self._by_key is None:
@@ -214,53 +315,74 @@ class ShardReader:
         """The sample with ``key``, decompressing only its frame."""
         return self[self.position(key)]
 
-    def _read_frame(self, i: int) -> bytes:
-        return self.frame(i)
-
     def __iter__(self) -> Iterator[Sample]:
         return self.iter_samples()
 
     def iter_samples(self, start: int = 0) -> Iterator[Sample]:
-        """Samples in shard order from position ``start``, frames prefetched in threads."""
+        """Samples in shard order from position ``start``, frames prefetched in threads.
+
+        Local frames are read into recycled buffers; in bytes mode members are copied
+        out once; in zero-copy mode Raw-block members are views of the read buffer,
+        which is recycled only once no view of it is left.
+        """
         ix, lay = self.index, self.layout
         n = len(ix)
         if start >= n:
             return
         frames = ix.sample_frame
         first = frames[start]
-        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="exashard-read")
-        pending: deque[Future[bytes]] = deque()
+        pool = _BufferPool()
+        ex = ThreadPoolExecutor(self.threads, thread_name_prefix="exashard-read")
+        pending: deque[Future[Any]] = deque()
         nxt = first
+        zero_copy = self.zero_copy
         try:
             while nxt < lay.frames and len(pending) < self.prefetch:
-                pending.append(pool.submit(self._read_frame, nxt))
+                pending.append(ex.submit(self._load, nxt, pool))
                 nxt += 1
             i = start
             keys = self.keys()
             exts, mext, moff, msz, ends = ix.exts, ix.member_ext, ix.member_offset, ix.member_size, ix.sample_members
             m = ends[i - 1] if i else 0
             for f in range(first, lay.frames):
-                data = pending.popleft().result()
+                content = pending.popleft().result()
                 if nxt < lay.frames:
-                    pending.append(pool.submit(self._read_frame, nxt))
+                    pending.append(ex.submit(self._load, nxt, pool))
                     nxt += 1
-                buf = memoryview(data) if self.zero_copy else data
                 base = lay.d_offsets[f]
-                while i < n and frames[i] == f:
-                    d: Sample = {"__key__": keys[i]}
-                    end = ends[i]
-                    while m < end:
-                        o = moff[m] - base
-                        d[exts[mext[m]]] = buf[o : o + msz[m]]
-                        m += 1
-                    yield d
-                    i += 1
+                if isinstance(content, bytes):
+                    buf = memoryview(content) if zero_copy else content
+                    while i < n and frames[i] == f:
+                        d: Sample = {"__key__": keys[i]}
+                        end = ends[i]
+                        while m < end:
+                            o = moff[m] - base
+                            d[exts[mext[m]]] = buf[o : o + msz[m]]
+                            m += 1
+                        yield d
+                        i += 1
+                else:
+                    blocks, raw = content
+                    cut = blocks.slice
+                    while i < n and frames[i] == f:
+                        d = {"__key__": keys[i]}
+                        end = ends[i]
+                        while m < end:
+                            v = cut(raw, moff[m] - base, msz[m])
+                            d[exts[mext[m]]] = v if zero_copy or type(v) is bytes else bytes(v)
+                            m += 1
+                        yield d
+                        i += 1
+                    del d, v, blocks, cut, content
+                    if isinstance(raw, memoryview):
+                        pool.retire(raw)  # recycled once the consumer drops its views
+                    del raw
                 if i >= n:
                     break
         finally:
             for fut in pending:
                 fut.cancel()
-            pool.shutdown(wait=False, cancel_futures=True)
+            ex.shutdown(wait=False, cancel_futures=True)
 
     # -- verification ------------------------------------------------------------
 
@@ -278,9 +400,9 @@ class ShardReader:
                 expected[ix.member_offset[m]] = (f"{keys[i]}.{ix.exts[ix.member_ext[m]]}", ix.member_size[m], ix.sample_frame[i])
         seen = 0
         for f in range(lay.frames):
-            raw = self._read_exact(lay.c_offsets[f], lay.c_sizes[f], f"frame {f}")
+            raw = self._read_frame(f)
             sha.update(raw)
-            data = self._decompress(raw, f)
+            data = _content_bytes(self._frame_content(raw, f))
             for mem in iter_members(data, lay.d_offsets[f], f"{self.name} frame {f}"):
                 want = expected.get(mem.offset)
                 if want is None or want[0] != mem.name or want[1] != mem.size or want[2] != f:

@@ -83,6 +83,16 @@ class LocalSource:
             data = b"".join(parts)
         return data
 
+    def read_into(self, offset: int, buf: memoryview) -> int:
+        """Fill ``buf`` from ``offset`` (no allocation); returns the bytes read."""
+        got, want = 0, len(buf)
+        while got < want:
+            n = os.preadv(self._fd, [buf[got:]], offset + got)
+            if n <= 0:
+                break
+            got += n
+        return got
+
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)

@@ -21,6 +21,7 @@ from ..errors import ConfigError, IntegrityError, SampleError
 from . import storage
 from .format import FORMAT_VERSION, INDEX_MAGIC, IndexBuilder, encode_seek_table, skippable
 from .tar import END_OF_ARCHIVE, member_header, padding
+from .zframe import build_raw_frame, frame_digest
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 MAX_FRAME = (1 << 32) - 1 - 64 * KiB  # seek table entries are u32
@@ -158,7 +159,6 @@ class ShardFileWriter:
         self.frame_size = frame_size
         self.mtime = mtime
         self._cctx = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=True)
-        self._fast = zstandard.ZstdCompressor(level=1, write_checksum=True, write_content_size=True)
         self._parts: list[bytes | memoryview] = []
         self._frame_bytes = 0
         self._frame_compressed_media = 0
@@ -206,15 +206,26 @@ class ShardFileWriter:
             self._flush_frame()
 
     def _flush_frame(self) -> None:
+        """Store the pending samples as one frame: compressed, or Raw blocks if that is no smaller.
+
+        Frames made mostly of already-compressed media skip the compressor entirely;
+        others are compressed and kept only if that saves at least 3%.
+        """
         if not self._frame_bytes:
             return
-        data = b"".join(self._parts)
-        cctx = self._fast if self._frame_compressed_media * 10 >= len(data) * 9 else self._cctx
-        frame = cctx.compress(data)
+        size = self._frame_bytes
+        frame: bytes | None = None
+        if self._frame_compressed_media * 10 < size * 9:
+            frame = self._cctx.compress(b"".join(self._parts))
+            if len(frame) * 100 > size * 97:
+                frame = None
+        if frame is None:
+            frame = build_raw_frame(self._parts)
         self.out.write(frame)
-        self._sizes.append((len(frame), len(data)))
+        self.index.frame_digest.append(frame_digest(frame))
+        self._sizes.append((len(frame), size))
         self._offset += len(frame)
-        self._frame_start += len(data)
+        self._frame_start += size
         self._parts, self._frame_bytes, self._frame_compressed_media = [], 0, 0
 
     def finish(self) -> dict[str, Any]:

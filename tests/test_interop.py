@@ -10,7 +10,6 @@ import tarfile
 
 import pytest
 import zstandard
-
 from exashard.shards import ShardWriter
 
 SAMPLES = [

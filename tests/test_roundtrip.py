@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from exashard.errors import ConfigError, SampleError
 from exashard.shards import Manifest, ShardReader, ShardWriter, iter_dataset, open_shard
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 _part_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="/.\x00")
 _part = st.text(_part_chars, min_size=1, max_size=12)
@@ -115,17 +114,15 @@ def test_deterministic_bytes(tmp_path):
     ["a.b", "dir/x.jpg", "", "/abs", "a//b", "a/../b", "./a", "a\x00b"],
 )
 def test_bad_keys_rejected(tmp_path, key):
-    with pytest.raises(SampleError) as e:
-        with ShardWriter(str(tmp_path / "ds")) as w:
-            w.write({"__key__": key, "txt": "x"})
+    with pytest.raises(SampleError) as e, ShardWriter(str(tmp_path / "ds")) as w:
+        w.write({"__key__": key, "txt": "x"})
     assert "key" in str(e.value)
     assert not (tmp_path / "ds" / "manifest").exists()  # nothing committed
 
 
 def test_dot_in_key_message(tmp_path):
-    with pytest.raises(SampleError, match="dot in its last path part"):
-        with ShardWriter(str(tmp_path / "ds")) as w:
-            w.write({"__key__": "photos/IMG.0001", "jpg": b""})
+    with pytest.raises(SampleError, match="dot in its last path part"), ShardWriter(str(tmp_path / "ds")) as w:
+        w.write({"__key__": "photos/IMG.0001", "jpg": b""})
 
 
 @pytest.mark.parametrize(
@@ -141,9 +138,8 @@ def test_dot_in_key_message(tmp_path):
     ],
 )
 def test_bad_samples_rejected(tmp_path, sample, match):
-    with ShardWriter(str(tmp_path / "ds"), commit=False) as w:
-        with pytest.raises(SampleError, match=match):
-            w.write(sample)
+    with ShardWriter(str(tmp_path / "ds"), commit=False) as w, pytest.raises(SampleError, match=match):
+        w.write(sample)
 
 
 def test_duplicate_key_in_shard(tmp_path):
@@ -171,9 +167,8 @@ def test_bad_writer_options(tmp_path, kw):
 
 def test_failed_writer_commits_nothing(tmp_path):
     root = tmp_path / "ds"
-    with pytest.raises(RuntimeError):
-        with ShardWriter(str(root), max_samples=2) as w:
-            for i in range(5):
-                w.write({"__key__": str(i), "txt": "x"})
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), ShardWriter(str(root), max_samples=2) as w:
+        for i in range(5):
+            w.write({"__key__": str(i), "txt": "x"})
+        raise RuntimeError("boom")
     assert not (root / "manifest").exists()
