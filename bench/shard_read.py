@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import zstandard
+
 from exashard.shards import Manifest, ShardWriter, iter_dataset
 
 MiB = 1 << 20

@@ -364,11 +364,21 @@ class ShardReader:
                 else:
                     blocks, raw = content
                     cut = blocks.slice
+                    cs, ss, bsz = blocks.content_starts, blocks.stored_starts, blocks.sizes
+                    nb, b = len(cs), 0
                     while i < n and frames[i] == f:
                         d = {"__key__": keys[i]}
                         end = ends[i]
                         while m < end:
-                            v = cut(raw, moff[m] - base, msz[m])
+                            o, size = moff[m] - base, msz[m]
+                            while b + 1 < nb and cs[b + 1] <= o:  # members come in order
+                                b += 1
+                            st = o - cs[b]
+                            if st + size <= bsz[b]:
+                                st += ss[b]
+                                v = raw[st : st + size]
+                            else:
+                                v = cut(raw, o, size)
                             d[exts[mext[m]]] = v if zero_copy or type(v) is bytes else bytes(v)
                             m += 1
                         yield d

@@ -153,12 +153,16 @@ class ShardFileWriter:
     between this writer and storage). Memory is bounded by one frame.
     """
 
-    def __init__(self, out: Any, *, frame_size: int = 2 * MiB, level: int = 3, mtime: int = 0, name: str = "shard") -> None:
+    def __init__(
+        self, out: Any, *, frame_size: int = 2 * MiB, level: int | None = 3, mtime: int = 0, name: str = "shard"
+    ) -> None:
         self.out = out
         self.name = name
         self.frame_size = frame_size
         self.mtime = mtime
-        self._cctx = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=True)
+        self._cctx = (
+            None if level is None else zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=True)
+        )
         self._parts: list[bytes | memoryview] = []
         self._frame_bytes = 0
         self._frame_compressed_media = 0
@@ -215,7 +219,7 @@ class ShardFileWriter:
             return
         size = self._frame_bytes
         frame: bytes | None = None
-        if self._frame_compressed_media * 10 < size * 9:
+        if self._cctx is not None and self._frame_compressed_media * 10 < size * 9:
             frame = self._cctx.compress(b"".join(self._parts))
             if len(frame) * 100 > size * 97:
                 frame = None
@@ -262,7 +266,9 @@ class ShardWriter:
     ``out`` is any fsspec URL (``/data/ds``, ``s3://bucket/ds``, ``memory://ds``).
     Shards go to ``<out>/shards/<name>-<seq>.tar.zst``; closing commits one new manifest
     version naming them (``commit=False`` leaves that to the caller, as ingest does).
-    Shard bytes are deterministic for the same samples and arguments.
+    Shard bytes are deterministic for the same samples and arguments. ``level=None``
+    stores every frame uncompressed (Raw blocks); otherwise a frame is compressed at
+    ``level`` unless that saves under 3% or it is mostly already-compressed media.
     """
 
     def __init__(
@@ -272,7 +278,7 @@ class ShardWriter:
         target_size: int = 256 * MiB,
         max_samples: int | None = None,
         frame_size: int = 2 * MiB,
-        level: int = 3,
+        level: int | None = 3,
         mtime: int = 0,
         name: str | None = None,
         commit: bool = True,
@@ -286,8 +292,8 @@ class ShardWriter:
             raise ConfigError(f"max_samples must be a positive int or None, got {max_samples!r}")
         if not isinstance(frame_size, int) or not 4 * KiB <= frame_size <= MAX_FRAME:
             raise ConfigError(f"frame_size must be between 4 KiB and 4 GiB, got {frame_size!r}")
-        if not isinstance(level, int) or not -7 <= level <= 22:
-            raise ConfigError(f"zstd level must be an int in -7..22, got {level!r}")
+        if level is not None and (not isinstance(level, int) or not -7 <= level <= 22):
+            raise ConfigError(f"zstd level must be an int in -7..22 or None (store), got {level!r}")
         if name is not None and (not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", name)):
             raise ConfigError(f"shard name prefix {name!r} must be 1-100 of [A-Za-z0-9_.-]")
         self.url = os.fspath(out)

@@ -7,11 +7,12 @@ import re
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from exashard.cli import main
 from exashard.errors import ExashardError, IntegrityError
 from exashard.shards import Manifest, ShardReader, ShardWriter, iter_dataset, verify
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 SAMPLES = [{"__key__": f"s/{i:03d}", "bin": os.urandom(700 + i), "txt": f"text {i} " * 30} for i in range(40)]
 

@@ -10,6 +10,7 @@ import tarfile
 
 import pytest
 import zstandard
+
 from exashard.shards import ShardWriter
 
 SAMPLES = [

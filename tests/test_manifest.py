@@ -7,6 +7,7 @@ import multiprocessing as mp
 import threading
 
 import pytest
+
 from exashard.errors import ConfigError, IntegrityError, NotFoundError
 from exashard.shards import Manifest, ShardInfo, ShardWriter, open_manifest
 from exashard.shards.manifest import commit_name

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
-from exashard.errors import ConfigError, SampleError
-from exashard.shards import Manifest, ShardReader, ShardWriter, iter_dataset, open_shard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from exashard.errors import ConfigError, SampleError
+from exashard.shards import Manifest, ShardReader, ShardWriter, iter_dataset, open_shard
 
 _part_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="/.\x00")
 _part = st.text(_part_chars, min_size=1, max_size=12)
