@@ -1,9 +1,11 @@
 """exashard: private training datasets at exabyte scale.
 
-The public API is re-exported here; everything else is internal.
+The public API is re-exported here; everything else is internal. These imports are
+absolute on purpose: the repository root is this package, and a test runner that
+imports the root ``__init__.py`` under the checkout folder's name must still work.
 """
 
-from .errors import (
+from exashard.errors import (
     ConfigError,
     ExashardError,
     IntegrityError,
@@ -12,7 +14,7 @@ from .errors import (
     SampleError,
     VersionConflict,
 )
-from .shards import ShardReader, ShardWriter, head, inspect, verify
+from exashard.shards import ShardReader, ShardWriter, head, inspect, verify
 
 __version__ = "0.1.0"
 
