@@ -47,6 +47,20 @@ storage_opt = click.option(
     "--storage-options", "storage_options", metavar="JSON", default=None,
     help="fsspec storage options as a JSON object (e.g. S3 endpoint and credentials).",
 )
+def keyring_opts(f: Any) -> Any:
+    f = click.option("--kms", "kms", metavar="URI", default=None, help="AWS KMS key: kms://<key-id>?region=..[&endpoint=..].")(f)
+    return click.option(
+        "--keyring", "keyring", metavar="FILE", default=None,
+        help="Local keyring file (default: $EXASHARD_KEYRING or ~/.config/exashard/keyring.json).",
+    )(f)
+
+
+def _keyring(keyring: str | None, kms: str | None) -> str | None:
+    if keyring and kms:
+        raise click.UsageError("give --keyring or --kms, not both")
+    return kms or keyring
+
+
 version_opt = click.option("--version", "version", type=click.IntRange(min=0), default=None, help="Manifest version (default: latest).")
 
 
@@ -82,13 +96,18 @@ def inspect(dataset: str, as_json: bool, storage_options: str | None, version: i
 
 @main.command()
 @click.argument("dataset")
+@keyring_opts
 @storage_opt
 @version_opt
-def verify(dataset: str, storage_options: str | None, version: int | None) -> None:
+def verify(
+    dataset: str, keyring: str | None, kms: str | None, storage_options: str | None, version: int | None
+) -> None:
     """Check every shard of DATASET: checksums, counts, every frame decodes."""
     from .shards import verify as do_verify
 
-    report = do_verify(dataset, storage_options=_storage_options(storage_options), version=version)
+    report = do_verify(
+        dataset, keyring=_keyring(keyring, kms), storage_options=_storage_options(storage_options), version=version
+    )
     for shard_id, problem in report.bad.items():
         click.echo(f"BAD {shard_id}: {problem}", err=True)
     status = "ok" if report.ok else f"{len(report.bad)} bad shard(s)"
@@ -112,17 +131,77 @@ def _show(value: Any, width: int = 100) -> str:
 @main.command()
 @click.argument("dataset")
 @click.option("-n", "n", type=click.IntRange(min=0), default=5, show_default=True, help="Number of samples.")
+@keyring_opts
 @storage_opt
 @version_opt
-def head(dataset: str, n: int, storage_options: str | None, version: int | None) -> None:
-    """Print the first N samples of DATASET readably."""
+def head(
+    dataset: str, n: int, keyring: str | None, kms: str | None, storage_options: str | None, version: int | None
+) -> None:
+    """Print the first N samples of DATASET readably (decrypted in memory)."""
     from .shards import head as do_head
 
-    for s in do_head(dataset, n, storage_options=_storage_options(storage_options), version=version):
+    so = _storage_options(storage_options)
+    for s in do_head(dataset, n, keyring=_keyring(keyring, kms), storage_options=so, version=version):
         click.echo(f"{s['__key__']}")
         for ext, value in s.items():
             if ext != "__key__":
                 click.echo(f"  {ext:<10} {len(value):>10} B  {_show(value)}")
+
+
+@main.group()
+def keys() -> None:
+    """Keyrings and data keys: new, rotate, shred, export."""
+
+
+@keys.command("new")
+@click.option("--keyring", "keyring", metavar="FILE", default=None, help="Where to create it (default: the default keyring path).")
+def keys_new(keyring: str | None) -> None:
+    """Create a local keyring file (mode 0600); refuses to overwrite one."""
+    from .privacy.keys import LocalKeyring, default_keyring_path
+
+    kr = LocalKeyring.create(keyring or default_keyring_path())
+    click.echo(f"created keyring {kr.path} (id {kr.id}); back it up with 'exashard keys export'")
+
+
+@keys.command("rotate")
+@click.argument("dataset")
+@keyring_opts
+@storage_opt
+def keys_rotate(dataset: str, keyring: str | None, kms: str | None, storage_options: str | None) -> None:
+    """Re-wrap every data key of DATASET under a new KEK (shard files untouched)."""
+    from .privacy.keyops import rotate
+
+    r = rotate(dataset, keyring=_keyring(keyring, kms), storage_options=_storage_options(storage_options))
+    click.echo(f"rotated {r.dataset}: {r.rewrapped} data keys re-wrapped under KEK {r.kek}")
+
+
+@keys.command("shred")
+@click.argument("dataset")
+@click.option("--shard", "shards", multiple=True, required=True, metavar="ID", help="Shard id to shred (repeatable).")
+@keyring_opts
+@storage_opt
+def keys_shred(dataset: str, shards: tuple[str, ...], keyring: str | None, kms: str | None, storage_options: str | None) -> None:
+    """Make shards of DATASET unreadable for good (delete keys, re-wrap the rest, retire old KEKs)."""
+    from .privacy.keyops import shred
+
+    r = shred(dataset, list(shards), keyring=_keyring(keyring, kms), storage_options=_storage_options(storage_options))
+    click.echo(
+        f"shredded {', '.join(r.shredded)} in {r.dataset}; {r.rewrapped} keys re-wrapped under KEK {r.kek}; "
+        f"retired KEK(s) {', '.join(r.retired) or '-'}"
+    )
+
+
+@keys.command("export")
+@click.option("--keyring", "keyring", metavar="FILE", default=None, help="Keyring to back up (default: the default keyring).")
+@click.option("--out", "out", metavar="FILE", required=True, help="Backup file to create (mode 0600, never overwritten).")
+def keys_export(keyring: str | None, out: str) -> None:
+    """Write a backup copy of a local keyring. Keep it as safe as the keyring itself."""
+    from .privacy.keys import LocalKeyring, resolve_keyring
+
+    kr = resolve_keyring(keyring)
+    if not isinstance(kr, LocalKeyring):
+        raise click.UsageError("only local keyrings can be exported; KMS keys stay in KMS")
+    click.echo(f"wrote backup of keyring {kr.id} to {kr.export(out)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,3 +33,10 @@ class VersionConflict(ExashardError, RuntimeError):
 
 class MissingDependencyError(ExashardError, ImportError):
     """An optional extra is needed for this feature; the message names it."""
+
+
+class KeyAccessError(ExashardError, PermissionError):
+    """A key needed to read or write is missing, retired, or does not open the data.
+
+    Messages name the key id, keyring and shard, never key bytes.
+    """

@@ -103,6 +103,32 @@ class Manifest:
             return None
         return _parse_json(data, f"{self.where}/{rel}")
 
+    def dataset_id(self, create: bool = False) -> str | None:
+        """The dataset's id from ``manifest/_dataset.json``; created exclusively if asked.
+
+        Writers need the id before the first commit (encryption binds each shard to it),
+        so it is fixed by an exclusive create that racing writers agree on.
+        """
+        path = self._path("manifest/_dataset.json")
+        try:
+            doc = json.loads(self.fs.cat_file(path))
+        except FileNotFoundError:
+            if not create:
+                return None
+            new = os.urandom(16).hex()
+            data = json.dumps({"format": MANIFEST_FORMAT, "dataset_id": new, "created": self.clock()}).encode()
+            try:
+                storage.exclusive_write(self.fs, path, data)
+            except VersionConflict:
+                return self.dataset_id(create=False)
+            return new
+        except ValueError:
+            raise IntegrityError(f"{self.where}/manifest/_dataset.json: not valid JSON") from None
+        ds = doc.get("dataset_id") if isinstance(doc, dict) else None
+        if not isinstance(ds, str) or not ds:
+            raise IntegrityError(f"{self.where}/manifest/_dataset.json: no dataset_id")
+        return ds
+
     # -- reading -----------------------------------------------------------------
 
     def _checkpoint_hint(self) -> int:
@@ -235,7 +261,7 @@ class Manifest:
                 "format": MANIFEST_FORMAT,
                 "format_version": MANIFEST_VERSION,
                 "version": version,
-                "dataset_id": snap.dataset_id or os.urandom(16).hex(),
+                "dataset_id": snap.dataset_id or self.dataset_id(create=True),
                 "created": self.clock(),
                 "operation": operation,
                 "add": rows,

@@ -260,13 +260,36 @@ def _random_name() -> str:
     return os.urandom(8).hex()
 
 
+DataKeySource = Callable[[str, str], tuple[bytes, Any]]  # (dataset id, shard id) -> (key, WrappedKey)
+
+
+@dataclass(slots=True)
+class _Open:
+    writer: ShardFileWriter
+    hashing: HashingSink
+    sink: storage.Sink
+    crypt: Any  # EncryptingWriter or None
+    shard_id: str
+    rel: str
+    encryption: dict[str, Any] | None
+
+
 class ShardWriter:
     """Write samples into a dataset folder/prefix, rolling shards, and commit them on close.
 
     ``out`` is any fsspec URL (``/data/ds``, ``s3://bucket/ds``, ``memory://ds``).
     Shards go to ``<out>/shards/<name>-<seq>.tar.zst``; closing commits one new manifest
     version naming them (``commit=False`` leaves that to the caller, as ingest does).
-    Shard bytes are deterministic for the same samples and arguments. ``level=None``
+
+    Shards are encrypted by default (``docs/FORMAT.md`` section 4): each gets a fresh
+    random data key, wrapped by the ``keyring`` (a path, a ``kms://`` URI or a keyring
+    object; default ``$EXASHARD_KEYRING`` or ``~/.config/exashard/keyring.json``, which
+    must exist) and kept in the dataset's key store. ``data_keys`` replaces the keyring
+    with a callable handing out ``(data key, wrapped key)`` pairs (how ingest tasks get
+    keys from the driver). ``encrypt=False`` writes plain shards that ordinary zstd/tar
+    tools read.
+
+    The tar stream is deterministic for the same samples and arguments. ``level=None``
     stores every frame uncompressed (Raw blocks); otherwise a frame is compressed at
     ``level`` unless that saves under 3% or it is mostly already-compressed media.
     """
@@ -275,13 +298,17 @@ class ShardWriter:
         self,
         out: str,
         *,
+        keyring: Any = None,
+        encrypt: bool = True,
         target_size: int = 256 * MiB,
         max_samples: int | None = None,
         frame_size: int = 2 * MiB,
         level: int | None = 3,
+        segment_size: int = 256 * KiB,
         mtime: int = 0,
         name: str | None = None,
         commit: bool = True,
+        data_keys: DataKeySource | None = None,
         storage_options: dict[str, Any] | None = None,
         fs: Any = None,
         clock: Callable[[], str] = utc_now,
@@ -296,18 +323,29 @@ class ShardWriter:
             raise ConfigError(f"zstd level must be an int in -7..22 or None (store), got {level!r}")
         if name is not None and (not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", name)):
             raise ConfigError(f"shard name prefix {name!r} must be 1-100 of [A-Za-z0-9_.-]")
+        if not isinstance(segment_size, int) or not 4 * KiB <= segment_size <= GiB:
+            raise ConfigError(f"segment_size must be between 4 KiB and 1 GiB, got {segment_size!r}")
         self.url = os.fspath(out)
         self.fs, self.root = storage.resolve(self.url, storage_options, fs)
         self.target_size, self.max_samples = target_size, max_samples
         self.frame_size, self.level, self.mtime = frame_size, level, mtime
+        self.segment_size = segment_size
         self.prefix = name or _random_name()
         self.commit_on_close = commit
         self.clock = clock
         self.storage_options = storage_options
+        self.encrypt = encrypt
+        self.keyring: Any = None
+        self.data_keys = data_keys
+        if encrypt and data_keys is None:
+            from ..privacy.keys import resolve_keyring
+
+            self.keyring = resolve_keyring(keyring)
+        self.dataset_id: str | None = None
         self.shards: list[ShardInfo] = []
         self.version: int | None = None
         self._seq = 0
-        self._current: tuple[ShardFileWriter, HashingSink, Any, str, str] | None = None
+        self._current: _Open | None = None
         self._closed = False
 
     def __enter__(self) -> ShardWriter:
@@ -319,41 +357,74 @@ class ShardWriter:
         else:
             self.abort()
 
+    def _manifest(self) -> Any:
+        from .manifest import Manifest
+
+        return Manifest(self.root, fs=self.fs, clock=self.clock)
+
     def write(self, sample: Mapping[str, Any]) -> None:
         if self._closed:
             raise ConfigError(f"{self.url}: ShardWriter is closed")
         key, items = sample_fields(sample)
         cur = self._current
         if cur is not None and (
-            cur[0].bytes_written >= self.target_size
-            or (self.max_samples is not None and cur[0].samples >= self.max_samples)
+            cur.writer.bytes_written >= self.target_size
+            or (self.max_samples is not None and cur.writer.samples >= self.max_samples)
         ):
             self._finish_shard()
             cur = None
         if cur is None:
             cur = self._open_shard()
-        cur[0].add(key, items)
+        cur.writer.add(key, items)
 
-    def _open_shard(self) -> tuple[ShardFileWriter, HashingSink, Any, str, str]:
+    def _open_shard(self) -> _Open:
         shard_id = f"{self.prefix}-{self._seq:06d}"
         self._seq += 1
         rel = f"shards/{shard_id}.tar.zst"
+        crypt = encryption = None
+        data_key = wrapped = None
+        if self.encrypt:
+            from ..privacy.keys import context
+            from ..privacy.keystore import KeyStore
+            from ..privacy.stream import SCHEME
+
+            if self.dataset_id is None:
+                self.dataset_id = self._manifest().dataset_id(create=True)
+            assert self.dataset_id is not None
+            if self.data_keys is not None:
+                data_key, wrapped = self.data_keys(self.dataset_id, shard_id)
+                keyring_id = getattr(self.data_keys, "keyring_id", "external")
+            else:
+                data_key, wrapped = self.keyring.new_data_key(context(self.dataset_id, shard_id))
+                keyring_id = self.keyring.id
+            key_ref = KeyStore(self.fs, self.root).put(shard_id, self.dataset_id, keyring_id, wrapped)
+            encryption = {"scheme": SCHEME, "segment_size": self.segment_size, "keyring": keyring_id, "key_ref": key_ref}
         sink = storage.Sink(self.fs, storage.join(self.root, rel))
         hashing = HashingSink(sink)
-        w = ShardFileWriter(hashing, frame_size=self.frame_size, level=self.level, mtime=self.mtime, name=shard_id)
-        self._current = (w, hashing, sink, shard_id, rel)
+        target: Any = hashing
+        if self.encrypt:
+            from ..privacy.stream import EncryptingWriter
+
+            assert data_key is not None and self.dataset_id is not None
+            crypt = target = EncryptingWriter(
+                hashing, data_key, dataset_id=self.dataset_id, shard_id=shard_id, segment_size=self.segment_size
+            )
+            del data_key
+        w = ShardFileWriter(target, frame_size=self.frame_size, level=self.level, mtime=self.mtime, name=shard_id)
+        self._current = _Open(w, hashing, sink, crypt, shard_id, rel, encryption)
         return self._current
 
     def _finish_shard(self) -> None:
         assert self._current is not None
-        w, hashing, sink, shard_id, rel = self._current
-        self._current = None
-        geometry = w.finish()
-        sink.close()
+        cur, self._current = self._current, None
+        geometry = cur.writer.finish()
+        if cur.crypt is not None:
+            cur.crypt.close()
+        cur.sink.close()
         self.shards.append(
             ShardInfo(
-                id=shard_id, path=rel, bytes=hashing.size, checksum="sha256:" + hashing.sha.hexdigest(),
-                created=self.clock(), **geometry,
+                id=cur.shard_id, path=cur.rel, bytes=cur.hashing.size, checksum="sha256:" + cur.hashing.sha.hexdigest(),
+                created=self.clock(), encryption=cur.encryption, **geometry,
             )
         )
 
@@ -365,14 +436,12 @@ class ShardWriter:
             self._finish_shard()
         self._closed = True
         if self.commit_on_close and self.shards:
-            from .manifest import Manifest
-
-            self.version = Manifest(self.root, fs=self.fs, clock=self.clock).commit(add=self.shards, operation="write")
+            self.version = self._manifest().commit(add=self.shards, operation="write")
         return self.shards
 
     def abort(self) -> None:
         """Drop the shard being written; nothing is committed (finished shard files stay unreferenced)."""
         if self._current is not None:
-            self._current[2].abort()
+            self._current.sink.abort()
             self._current = None
         self._closed = True

@@ -10,6 +10,22 @@ import fsspec
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def default_keyring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Every test runs with ``$EXASHARD_KEYRING`` pointing at a fresh keyring, never ~/.config."""
+    from exashard.privacy.keys import LocalKeyring
+
+    path = str(tmp_path_factory.mktemp("keyring") / "keyring.json")
+    LocalKeyring.create(path)
+    old = os.environ.get("EXASHARD_KEYRING")
+    os.environ["EXASHARD_KEYRING"] = path
+    yield path
+    if old is None:
+        os.environ.pop("EXASHARD_KEYRING", None)
+    else:
+        os.environ["EXASHARD_KEYRING"] = old
+
+
 @pytest.fixture
 def memfs() -> Iterator[tuple[object, str]]:
     """``(fs, "memory://<unique>")``: an isolated in-memory dataset root, removed afterwards."""

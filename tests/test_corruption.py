@@ -20,7 +20,7 @@ SAMPLES = [{"__key__": f"s/{i:03d}", "bin": os.urandom(700 + i), "txt": f"text {
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory):
     root = tmp_path_factory.mktemp("ds")
-    with ShardWriter(str(root), name="c", frame_size=4096) as w:
+    with ShardWriter(str(root), name="c", frame_size=4096, encrypt=False) as w:
         for s in SAMPLES:
             w.write(s)
     (info,) = w.shards
@@ -118,7 +118,7 @@ def test_verify_detects_silent_replacement(tmp_path):
     roots = []
     for variant in (0, 1):
         root = tmp_path / f"ds{variant}"
-        with ShardWriter(str(root), name="x", frame_size=4096) as w:
+        with ShardWriter(str(root), name="x", frame_size=4096, encrypt=False) as w:
             for i, b in enumerate(blobs):
                 w.write({"__key__": f"s/{i:03d}", "bin": os.urandom(700) if (variant and i == 7) else b})
         roots.append((root, w.shards[0]))

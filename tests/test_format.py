@@ -62,7 +62,7 @@ def test_vector_1_matches_doc():
 
 def test_vector_2_compressed_frame(memfs):
     fs, root = memfs
-    with ShardWriter(root, name="v2") as w:
+    with ShardWriter(root, name="v2", encrypt=False) as w:
         w.write({"__key__": "k", "txt": "hello " * 100})
     (info,) = w.shards
     assert info.frames == 1 and info.tar_bytes == 2560

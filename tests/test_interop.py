@@ -22,7 +22,7 @@ SAMPLES = [
 @pytest.fixture(scope="module")
 def shard(tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("ds")
-    with ShardWriter(str(root), name="i", frame_size=8192) as w:
+    with ShardWriter(str(root), name="i", frame_size=8192, encrypt=False) as w:
         for s in SAMPLES:
             w.write(s)
     (info,) = w.shards
