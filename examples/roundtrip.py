@@ -1,25 +1,31 @@
 """A small write -> commit -> read round trip: the quickstart until ingest lands.
 
-    python examples/roundtrip.py DST
+    python examples/roundtrip.py DST KEYRING
 
 writes 1,000 samples (a caption, a JSON sidecar, 20 KiB of binary) into DST as
-exashard shards, reads them back sequentially and by key, and prints a summary.
-Then try `exashard inspect DST`, `exashard head DST -n 3` and `exashard verify DST`.
+encrypted exashard shards, reads them back sequentially and by key (decrypting in
+memory), and prints a summary. KEYRING is a local keyring file, created if missing;
+keep it away from the data. Then try `exashard inspect DST`,
+`exashard head DST -n 3 --keyring KEYRING` and `exashard verify DST --keyring KEYRING`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import sys
 
 from exashard import ShardReader, ShardWriter, inspect
+from exashard.privacy.keys import LocalKeyring
 from exashard.shards import iter_dataset, open_manifest, open_shard
 
 
-def main(dst: str) -> None:
+def main(dst: str, keyring: str) -> None:
+    if not os.path.exists(keyring):
+        print(f"created keyring {LocalKeyring.create(keyring).path}")
     rnd = random.Random(0)
-    with ShardWriter(dst, target_size=8 << 20) as w:
+    with ShardWriter(dst, keyring=keyring, target_size=8 << 20) as w:
         for i in range(1000):
             w.write(
                 {
@@ -30,10 +36,10 @@ def main(dst: str) -> None:
                 }
             )
     print(f"wrote {sum(s.samples for s in w.shards)} samples in {len(w.shards)} shards, version {w.version}")
-    n = sum(1 for _ in iter_dataset(dst))
+    n = sum(1 for _ in iter_dataset(dst, keyring=keyring))
     m = open_manifest(dst)
     last = list(m.read().shards.values())[-1]
-    with open_shard(m, last) as r:
+    with open_shard(m, last, keyring=keyring) as r:
         assert isinstance(r, ShardReader)
         one = r.get(r.keys()[-1])
     print(f"read back {n} samples; last key {one['__key__']!r}: {one['txt'].decode()}")
@@ -42,6 +48,6 @@ def main(dst: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) != 3:
         sys.exit(__doc__)
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])
