@@ -158,6 +158,7 @@ class DecryptingSource:
             raise IntegrityError(f"{self.name}: {stored.size} bytes is not a whole number of segments (truncated?)")
         self._cache: tuple[int, bytes] | None = None
         self._lock = threading.Lock()
+        self._scratch = threading.local()
 
     def _decrypt(self, k: int, ct: bytes | memoryview, out: memoryview | None = None) -> bytes | None:
         nonce = _nonce(self._prefix, k, k == self.segments - 1)
@@ -191,14 +192,23 @@ class DecryptingSource:
         first, last = offset // seg, (offset + length - 1) // seg
         c0 = HEADER_SIZE + first * stride
         c1 = min(self.stored.size, HEADER_SIZE + (last + 1) * stride)
-        ct = self.stored.read(c0, c1 - c0)
-        if len(ct) != c1 - c0:
-            raise IntegrityError(f"{self.name}: encrypted shard truncated at offset {c0 + len(ct)}")
-        cmv = memoryview(ct)
+        fill = getattr(self.stored, "read_into", None)
+        if fill is not None:  # ciphertext into a per-thread scratch buffer: no fresh pages per read
+            scratch = getattr(self._scratch, "buf", None)
+            if scratch is None or len(scratch) < c1 - c0:
+                scratch = self._scratch.buf = bytearray(max(c1 - c0, 4 << 20))
+            cmv = memoryview(scratch)[: c1 - c0]
+            got = fill(c0, cmv)
+        else:
+            ct = self.stored.read(c0, c1 - c0)
+            got, cmv = len(ct), memoryview(ct)
+        if got != c1 - c0:
+            raise IntegrityError(f"{self.name}: encrypted shard truncated at offset {c0 + got}")
+        ct_len = c1 - c0
         pos = 0
         for k in range(first, last + 1):
             cstart = (k - first) * stride
-            cend = min(cstart + stride, len(ct))
+            cend = min(cstart + stride, ct_len)
             lo = offset - k * seg if k == first else 0  # plaintext range wanted from this segment
             pt_len = cend - cstart - TAG
             hi = min(pt_len, offset + length - k * seg)

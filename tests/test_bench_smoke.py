@@ -21,5 +21,6 @@ def test_shard_read_bench_quick(tmp_path):
     figures = json.loads(out.read_text())
     for name in ("big_100KiB", "small_1KiB"):
         readers = figures["sets"][name]["readers"]
-        assert set(readers) >= {"webdataset (plain tar)", "exashard (bytes)", "ceiling: zstd only, 2 threads"}
+        assert set(readers) >= {"webdataset (plain tar)", "exashard plain (bytes)", "exashard encrypted (bytes)",
+                                "ceiling: zstd only, 2 threads", "ceiling: AES-GCM + zstd, 2 threads"}
         assert all(r["MB_per_s"] > 0 and r["ratio_vs_webdataset"] > 0 for r in readers.values())

@@ -1,0 +1,244 @@
+"""Peer-library adapters for exashard's benchmarks: litdata, MosaicML streaming (MDS), webdataset.
+
+Every writer takes WebDataset-style samples, ``{"__key__": str, "<ext>": bytes, ...}`` with the
+same extensions in every sample, and replaces ``out_dir``. Every reader returns
+``(samples, payload bytes)``, the payload being the summed lengths of the fields whose name does
+not start with ``__``, so the figures compare directly with ``bench/shard_read.py``. Values come
+back as ``bytes``: nothing is decoded. Peers are imported inside the functions, so importing this
+module needs none of them. Run from ``.bench-venv``.
+
+Gotchas a benchmark must handle:
+
+- ``write_litdata`` spawns a worker process (litdata ``optimize``): call it under
+  ``if __name__ == "__main__":``. litdata forces the process-wide multiprocessing start method to
+  ``spawn``; the adapter restores the previous one afterwards.
+- litdata 0.2.x stores a flat dict of ``str``/``bytes`` as Arrow IPC rows and skips zstd when
+  bytes dominate the first sample: ``compression="zstd"`` then writes *uncompressed* chunks
+  (``index.json`` says ``"compression": null``). ``as_tuple=True`` writes rows as tuples
+  ``(key, field1, ...)``, which take litdata's classic path where zstd does apply.
+- MosaicML streaming keeps shared memory (``/dev/shm``) and file locks (``$TMPDIR``) per live
+  ``StreamingDataset``; ``read_mds`` deletes its dataset and cleans stale shared memory.
+"""
+
+from __future__ import annotations
+
+import gc
+import glob
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+LITDATA_PASSWORD = "exashard-bench-password"  # fixed: benchmarks only
+
+
+def payload_bytes(sample: Any) -> int:
+    """Summed length of a sample's payload fields (dict: fields not named ``__*``; tuple/list:
+    everything after the key in position 0)."""
+    if isinstance(sample, dict):
+        return sum(len(v) for k, v in sample.items() if not k.startswith("__"))
+    return sum(len(v) for v in sample[1:])
+
+
+def _count_batch(batch: Any) -> tuple[int, int]:
+    """(samples, payload) of a collated batch: dict of lists, or list of per-field lists."""
+    if isinstance(batch, dict):
+        return len(batch["__key__"]), sum(len(x) for k, v in batch.items() if not k.startswith("__") for x in v)
+    return len(batch[0]), sum(len(x) for col in batch[1:] for x in col)
+
+
+def _count(items: Iterable[Any], batched: bool) -> tuple[int, int]:
+    n = b = 0
+    for item in items:
+        if batched:
+            dn, db = _count_batch(item)
+            n, b = n + dn, b + db
+        else:
+            n, b = n + 1, b + payload_bytes(item)
+    return n, b
+
+
+def _fresh(out_dir: str) -> None:
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
+
+
+# --------------------------------------------------------------------------------------------
+# litdata
+# --------------------------------------------------------------------------------------------
+
+
+def litdata_encryption() -> Any:
+    """A fresh chunk-level ``litdata.utilities.encryption.FernetEncryption`` (fixed password,
+    random salt: a reader needs this very object, or ``FernetEncryption.load(path, password)``
+    of a file written with ``.save(path)``)."""
+    from litdata.utilities.encryption import FernetEncryption
+
+    return FernetEncryption(password=LITDATA_PASSWORD, level="chunk")
+
+
+def write_litdata(samples: Iterable[dict[str, Any]], out_dir: str, *, compression: str | None = "zstd",
+                  encrypt: bool = False, chunk_bytes: str | int = "64MB", as_tuple: bool = False,
+                  queue_size: int = 256) -> dict[str, Any]:
+    """Write ``samples`` with ``litdata.optimize`` (one worker process), as litdata users do.
+
+    The samples stream to the worker through a bounded ``multiprocessing.Queue`` (optimize's
+    ``queue=`` input, ended by litdata's ``ALL_DONE`` sentinel), so the dataset is never held in
+    memory. ``fn`` is the builtin ``dict`` (or ``tuple``): bytes stay bytes.
+
+    ``encrypt=True`` adds ``FernetEncryption(password, level="chunk")`` and, because litdata
+    refuses encryption with its default in-file ("batch") zstd, ``compression_level="chunk"``
+    (whole-chunk zstd, ``.zstd.bin`` files; it still does not apply to the Arrow rows of dict
+    samples, see the module docstring). Returns ``{"encryption": obj or None, "index": config}``:
+    pass ``encryption`` to :func:`read_litdata`.
+    """
+    import multiprocessing as mp
+
+    import litdata as ld
+    from litdata.processing.data_processor import ALL_DONE
+
+    _fresh(out_dir)
+    encryption = litdata_encryption() if encrypt else None
+    ctx = mp.get_context("spawn")  # litdata starts its workers with spawn
+    queue = ctx.Queue(maxsize=queue_size)
+    failure: list[BaseException] = []
+
+    def feed() -> None:
+        try:
+            for s in samples:
+                queue.put((s["__key__"], *(v for k, v in s.items() if k != "__key__")) if as_tuple else s)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+            failure.append(e)
+        finally:
+            queue.put(ALL_DONE)
+
+    previous = mp.get_start_method(allow_none=True)
+    feeder = threading.Thread(target=feed, name="litdata-feed", daemon=True)
+    feeder.start()
+    try:
+        ld.optimize(fn=tuple if as_tuple else dict, queue=queue, output_dir=out_dir, chunk_bytes=chunk_bytes,
+                    compression=compression, compression_level="chunk" if (encrypt and compression) else None,
+                    encryption=encryption, num_workers=1, verbose=False)
+    finally:
+        feeder.join(timeout=60)
+        mp.set_start_method(previous, force=True)
+    if failure:
+        raise failure[0]
+    with open(os.path.join(out_dir, "index.json")) as f:
+        config = json.load(f)["config"]
+    return {"encryption": encryption, "index": config}
+
+
+def read_litdata(out_dir: str, *, encryption: Any = None, num_workers: int = 0, batch_size: int | None = None,
+                 cache_dir: str | None = None) -> tuple[int, int]:
+    """Iterate a ``litdata.StreamingDataset`` over ``out_dir`` once; ``(samples, payload)``.
+
+    ``num_workers == 0`` and no ``batch_size``: the dataset is iterated in this process. With a
+    ``batch_size``: ``litdata.StreamingDataLoader`` (default collation: a dict of lists of bytes).
+    Workers without ``batch_size``: a torch ``DataLoader(batch_size=None)``, one sample a step
+    (``StreamingDataLoader`` asserts a batch size). A local dataset is read in place, encrypted or
+    not; ``cache_dir`` only matters for remote input.
+    """
+    import litdata as ld
+
+    ds = ld.StreamingDataset(out_dir, encryption=encryption, cache_dir=cache_dir)
+    if batch_size is not None:
+        return _count(ld.StreamingDataLoader(ds, batch_size=batch_size, num_workers=num_workers), batched=True)
+    if num_workers == 0:
+        return _count(ds, batched=False)
+    from torch.utils.data import DataLoader
+
+    return _count(DataLoader(ds, batch_size=None, num_workers=num_workers), batched=False)
+
+
+# --------------------------------------------------------------------------------------------
+# MosaicML streaming (MDS)
+# --------------------------------------------------------------------------------------------
+
+
+def write_mds(samples: Iterable[dict[str, Any]], out_dir: str, *, compression: str | None = "zstd",
+              size_limit: int | str = 1 << 26) -> None:
+    """Write ``samples`` with ``streaming.MDSWriter``: ``__key__`` as ``str``, every other field
+    as ``bytes``. With ``compression`` each shard is ``shard.NNNNN.mds.zstd`` (whole-shard zstd)."""
+    from streaming import MDSWriter
+
+    _fresh(out_dir)
+    it: Iterator[dict[str, Any]] = iter(samples)
+    first = next(it, None)
+    if first is None:
+        raise ValueError("write_mds: no samples")
+    columns = {k: ("str" if k == "__key__" else "bytes") for k in first}
+    with MDSWriter(out=out_dir, columns=columns, compression=compression, size_limit=size_limit) as w:
+        w.write(first)
+        for s in it:
+            w.write(s)
+
+
+def read_mds(out_dir: str, *, num_workers: int = 0, cache_dir: str | None = None) -> tuple[int, int]:
+    """Iterate a ``streaming.StreamingDataset`` over ``out_dir`` once; ``(samples, payload)``.
+
+    Uncompressed shards are read in place (``local=out_dir``, no remote). Compressed shards need
+    a cache: with ``local=out_dir`` alone streaming would decompress each ``.mds.zstd`` into a
+    ``.mds`` beside it and keep both, so every later read would skip decompression. Instead
+    ``out_dir`` is the ``remote`` (a plain path: streaming copies the file) and ``local`` is
+    ``cache_dir`` or a new temporary folder, emptied before and removed after, so each call copies
+    and decompresses every shard from scratch (and deletes each ``.zstd`` copy once decompressed).
+    Workers (``num_workers > 0``) go through ``streaming.StreamingDataLoader``, one sample a step.
+    """
+    from streaming import StreamingDataLoader, StreamingDataset
+    from streaming.base.util import clean_stale_shared_memory
+
+    with open(os.path.join(out_dir, "index.json")) as f:
+        compressed = any(s.get("compression") for s in json.load(f)["shards"])
+    made = None
+    if compressed:
+        local = cache_dir or (made := tempfile.mkdtemp(prefix="exashard-mds-cache-"))
+        shutil.rmtree(local, ignore_errors=True)
+        remote: str | None = os.path.abspath(out_dir)
+    else:
+        local, remote = os.path.abspath(out_dir), None
+    clean_stale_shared_memory()
+    ds = StreamingDataset(local=local, remote=remote, shuffle=False, batch_size=1)
+    try:
+        if num_workers == 0:
+            return _count(ds, batched=False)
+        return _count(StreamingDataLoader(ds, batch_size=None, num_workers=num_workers), batched=False)
+    finally:
+        del ds
+        gc.collect()
+        if compressed and (made or cache_dir):
+            shutil.rmtree(local, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# webdataset
+# --------------------------------------------------------------------------------------------
+
+
+def write_wds(samples: Iterable[dict[str, Any]], out_dir: str, *, maxsize: int = 256 << 20) -> list[str]:
+    """Write ``samples`` as plain tar shards with ``webdataset.ShardWriter``; the sorted shard paths."""
+    import webdataset as wds
+
+    _fresh(out_dir)
+    os.makedirs(out_dir)
+    with wds.ShardWriter(os.path.join(out_dir, "shard-%06d.tar"), maxsize=maxsize, maxcount=10**9, verbose=0) as sw:
+        for s in samples:
+            sw.write(s)
+    return sorted(glob.glob(os.path.join(out_dir, "*.tar")))
+
+
+def read_wds(urls: list[str], *, num_workers: int = 0) -> tuple[int, int]:
+    """Iterate ``webdataset.WebDataset(urls)`` once, in order; ``(samples, payload)``. With workers,
+    a torch ``DataLoader`` (``batch_size=None``); shards are split between workers, so a worker
+    with no shard reads nothing (``empty_check=False`` allows that)."""
+    import webdataset as wds
+
+    ds = wds.WebDataset(urls, shardshuffle=False, empty_check=False)
+    if num_workers == 0:
+        return _count(ds, batched=False)
+    from torch.utils.data import DataLoader
+
+    return _count(DataLoader(ds, batch_size=None, num_workers=num_workers), batched=False)
