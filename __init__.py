@@ -12,6 +12,7 @@ from exashard.errors import (
     KeyAccessError,
     MissingDependencyError,
     NotFoundError,
+    QuarantineError,
     SampleError,
     VersionConflict,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "KeyAccessError",
     "MissingDependencyError",
     "NotFoundError",
+    "QuarantineError",
     "SampleError",
     "ShardReader",
     "ShardWriter",

@@ -40,3 +40,8 @@ class KeyAccessError(ExashardError, PermissionError):
 
     Messages name the key id, keyring and shard, never key bytes.
     """
+
+
+class QuarantineError(ExashardError, ValueError):
+    """An input cannot pass the privacy stage safely (e.g. malformed media that cannot be
+    stripped); the record is quarantined with this reason, never passed on."""

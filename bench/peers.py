@@ -89,11 +89,12 @@ def write_litdata(samples: Iterable[dict[str, Any]], out_dir: str, *, compressio
     ``queue=`` input, ended by litdata's ``ALL_DONE`` sentinel), so the dataset is never held in
     memory. ``fn`` is the builtin ``dict`` (or ``tuple``): bytes stay bytes.
 
-    ``encrypt=True`` adds ``FernetEncryption(password, level="chunk")`` and, because litdata
-    refuses encryption with its default in-file ("batch") zstd, ``compression_level="chunk"``
-    (whole-chunk zstd, ``.zstd.bin`` files; it still does not apply to the Arrow rows of dict
-    samples, see the module docstring). Returns ``{"encryption": obj or None, "index": config}``:
-    pass ``encryption`` to :func:`read_litdata`.
+    ``encrypt=True`` adds ``FernetEncryption(password, level="chunk")``, forces ``as_tuple``
+    (litdata 0.2.76 cannot read back encrypted Arrow-row chunks: its decrypt path skips the
+    Arrow footer) and, since litdata refuses encryption with its default in-file ("batch") zstd,
+    sets ``compression_level="chunk"``: each chunk is encrypted, then the Fernet token (base64)
+    is zstd-compressed into ``chunk-*.zstd.bin``. Returns ``{"encryption": obj or None,
+    "index": index.json's config}``; pass ``encryption`` to :func:`read_litdata`.
     """
     import multiprocessing as mp
 
@@ -102,6 +103,7 @@ def write_litdata(samples: Iterable[dict[str, Any]], out_dir: str, *, compressio
 
     _fresh(out_dir)
     encryption = litdata_encryption() if encrypt else None
+    as_tuple = as_tuple or encrypt
     ctx = mp.get_context("spawn")  # litdata starts its workers with spawn
     queue = ctx.Queue(maxsize=queue_size)
     failure: list[BaseException] = []
