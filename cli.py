@@ -148,6 +148,36 @@ def head(
                 click.echo(f"  {ext:<10} {len(value):>10} B  {_show(value)}")
 
 
+@main.command()
+@click.option("--policy", "policy", metavar="FILE", default=None, help="Apply this policy file's action for --field.")
+@click.option("--field", "field", metavar="EXT", default="txt", show_default=True, help="Which field of the policy to apply.")
+def redact(policy: str | None, field: str) -> None:
+    """Redact stdin to stdout (default detectors), or apply a policy's action for one field."""
+    data = sys.stdin.buffer.read()
+    if policy is None:
+        from .privacy.redact import Redactor
+
+        sys.stdout.write(Redactor().redact(data.decode("utf-8", "replace")))
+        return
+    import os
+
+    from .privacy.policy import load_policy
+    from .privacy.pseudonym import Pseudonymizer
+    from .privacy.stage import PrivacyStage
+    from .record import Sample
+
+    pol = load_policy(policy)
+    # pseudonyms here are for trying a policy by hand: a throwaway key, never a dataset's
+    stage = PrivacyStage(pol, pseudonyms=Pseudonymizer(os.urandom(32), "try"))
+    out = stage.apply(Sample("stdin", {field: data}, source="stdin"))
+    if out is None or field not in out.fields:
+        click.echo(f"exashard: field {field!r} is dropped by {policy}", err=True)
+        return
+    sys.stdout.buffer.write(out.fields[field])
+    stats = {k: v for k, v in out.stats.items() if v}
+    click.echo(f"exashard: {json.dumps(stats, sort_keys=True)}", err=True)
+
+
 @main.group()
 def keys() -> None:
     """Keyrings and data keys: new, rotate, shred, export."""

@@ -16,8 +16,9 @@ Gotchas a benchmark must handle:
   bytes dominate the first sample: ``compression="zstd"`` then writes *uncompressed* chunks
   (``index.json`` says ``"compression": null``). ``as_tuple=True`` writes rows as tuples
   ``(key, field1, ...)``, which take litdata's classic path where zstd does apply.
-- MosaicML streaming keeps shared memory (``/dev/shm``) and file locks (``$TMPDIR``) per live
-  ``StreamingDataset``; ``read_mds`` deletes its dataset and cleans stale shared memory.
+- MosaicML streaming keeps shared memory (``/dev/shm``, until the process exits) and file locks
+  (``$TMPDIR/*_filelock``, never removed) per ``StreamingDataset``; importing it takes seconds
+  (it imports transformers): import before timing.
 """
 
 from __future__ import annotations
@@ -66,11 +67,6 @@ def _fresh(out_dir: str) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
 
 
-# --------------------------------------------------------------------------------------------
-# litdata
-# --------------------------------------------------------------------------------------------
-
-
 def litdata_encryption() -> Any:
     """A fresh chunk-level ``litdata.utilities.encryption.FernetEncryption`` (fixed password,
     random salt: a reader needs this very object, or ``FernetEncryption.load(path, password)``
@@ -87,14 +83,18 @@ def write_litdata(samples: Iterable[dict[str, Any]], out_dir: str, *, compressio
 
     The samples stream to the worker through a bounded ``multiprocessing.Queue`` (optimize's
     ``queue=`` input, ended by litdata's ``ALL_DONE`` sentinel), so the dataset is never held in
-    memory. ``fn`` is the builtin ``dict`` (or ``tuple``): bytes stay bytes.
+    memory. ``fn`` is the builtin ``dict`` (or ``tuple``): bytes stay bytes. optimize's scratch
+    folders (``$TMPDIR/chunks`` and ``$TMPDIR/data``, which it empties) are redirected to a
+    private temporary folder, removed afterwards.
 
-    ``encrypt=True`` adds ``FernetEncryption(password, level="chunk")``, forces ``as_tuple``
-    (litdata 0.2.76 cannot read back encrypted Arrow-row chunks: its decrypt path skips the
-    Arrow footer) and, since litdata refuses encryption with its default in-file ("batch") zstd,
-    sets ``compression_level="chunk"``: each chunk is encrypted, then the Fernet token (base64)
-    is zstd-compressed into ``chunk-*.zstd.bin``. Returns ``{"encryption": obj or None,
-    "index": index.json's config}``; pass ``encryption`` to :func:`read_litdata`.
+    Rows: dicts by default (litdata's Arrow rows: no zstd for bytes-heavy samples). ``as_tuple``
+    writes ``(key, field, ...)`` rows with whole-chunk zstd (``compression_level="chunk"``,
+    ``chunk-*.zstd.bin``): litdata 0.2.76 writes tuple rows it cannot read back under its default
+    "batch" level. ``encrypt=True`` adds ``FernetEncryption(password, level="chunk")`` and forces
+    ``as_tuple``: encrypted Arrow-row chunks cannot be read back (the decrypt path skips the Arrow
+    footer). Each chunk is encrypted, then the Fernet token (base64) is zstd-compressed. Returns
+    ``{"encryption": obj or None, "index": index.json's config}``; pass ``encryption`` to
+    :func:`read_litdata`.
     """
     import multiprocessing as mp
 
@@ -112,21 +112,32 @@ def write_litdata(samples: Iterable[dict[str, Any]], out_dir: str, *, compressio
         try:
             for s in samples:
                 queue.put((s["__key__"], *(v for k, v in s.items() if k != "__key__")) if as_tuple else s)
-        except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+        except BaseException as e:  # re-raised in the caller
             failure.append(e)
         finally:
             queue.put(ALL_DONE)
 
     previous = mp.get_start_method(allow_none=True)
+    scratch = tempfile.mkdtemp(prefix="exashard-litdata-")
+    env = {"DATA_OPTIMIZER_CACHE_FOLDER": os.path.join(scratch, "chunks"),
+           "DATA_OPTIMIZER_DATA_CACHE_FOLDER": os.path.join(scratch, "data")}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     feeder = threading.Thread(target=feed, name="litdata-feed", daemon=True)
     feeder.start()
     try:
         ld.optimize(fn=tuple if as_tuple else dict, queue=queue, output_dir=out_dir, chunk_bytes=chunk_bytes,
-                    compression=compression, compression_level="chunk" if (encrypt and compression) else None,
+                    compression=compression, compression_level="chunk" if (as_tuple and compression) else None,
                     encryption=encryption, num_workers=1, verbose=False)
     finally:
         feeder.join(timeout=60)
         mp.set_start_method(previous, force=True)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(scratch, ignore_errors=True)
     if failure:
         raise failure[0]
     with open(os.path.join(out_dir, "index.json")) as f:
@@ -156,11 +167,6 @@ def read_litdata(out_dir: str, *, encryption: Any = None, num_workers: int = 0, 
     return _count(DataLoader(ds, batch_size=None, num_workers=num_workers), batched=False)
 
 
-# --------------------------------------------------------------------------------------------
-# MosaicML streaming (MDS)
-# --------------------------------------------------------------------------------------------
-
-
 def write_mds(samples: Iterable[dict[str, Any]], out_dir: str, *, compression: str | None = "zstd",
               size_limit: int | str = 1 << 26) -> None:
     """Write ``samples`` with ``streaming.MDSWriter``: ``__key__`` as ``str``, every other field
@@ -179,7 +185,8 @@ def write_mds(samples: Iterable[dict[str, Any]], out_dir: str, *, compression: s
             w.write(s)
 
 
-def read_mds(out_dir: str, *, num_workers: int = 0, cache_dir: str | None = None) -> tuple[int, int]:
+def read_mds(out_dir: str, *, num_workers: int = 0, cache_dir: str | None = None, batch_size: int = 256,
+             predownload: int | None = None) -> tuple[int, int]:
     """Iterate a ``streaming.StreamingDataset`` over ``out_dir`` once; ``(samples, payload)``.
 
     Uncompressed shards are read in place (``local=out_dir``, no remote). Compressed shards need
@@ -187,23 +194,29 @@ def read_mds(out_dir: str, *, num_workers: int = 0, cache_dir: str | None = None
     ``.mds`` beside it and keep both, so every later read would skip decompression. Instead
     ``out_dir`` is the ``remote`` (a plain path: streaming copies the file) and ``local`` is
     ``cache_dir`` or a new temporary folder, emptied before and removed after, so each call copies
-    and decompresses every shard from scratch (and deletes each ``.zstd`` copy once decompressed).
+    and decompresses every shard from scratch (deleting each ``.zstd`` copy once decompressed).
     Workers (``num_workers > 0``) go through ``streaming.StreamingDataLoader``, one sample a step.
+
+    ``batch_size`` is the per-device batch streaming requires for partitioning; it also sets the
+    default ``predownload`` (8 x batch_size samples a worker may run ahead). Samples are still
+    yielded one at a time. Keep it realistic: with ``batch_size=1`` (predownload 8) streaming's
+    threads hand over in 7 ms sleeps and iteration drops to ~1k samples/s.
+    Each call leaves ~6 small ``/dev/shm`` segments until the process exits (streaming frees
+    them at exit only) and ``$TMPDIR/NNNNNN_{barrier,cache}_filelock`` files for good.
     """
     from streaming import StreamingDataLoader, StreamingDataset
     from streaming.base.util import clean_stale_shared_memory
 
     with open(os.path.join(out_dir, "index.json")) as f:
         compressed = any(s.get("compression") for s in json.load(f)["shards"])
-    made = None
     if compressed:
-        local = cache_dir or (made := tempfile.mkdtemp(prefix="exashard-mds-cache-"))
+        local = cache_dir or tempfile.mkdtemp(prefix="exashard-mds-cache-")
         shutil.rmtree(local, ignore_errors=True)
         remote: str | None = os.path.abspath(out_dir)
     else:
         local, remote = os.path.abspath(out_dir), None
     clean_stale_shared_memory()
-    ds = StreamingDataset(local=local, remote=remote, shuffle=False, batch_size=1)
+    ds = StreamingDataset(local=local, remote=remote, shuffle=False, batch_size=batch_size, predownload=predownload)
     try:
         if num_workers == 0:
             return _count(ds, batched=False)
@@ -211,13 +224,8 @@ def read_mds(out_dir: str, *, num_workers: int = 0, cache_dir: str | None = None
     finally:
         del ds
         gc.collect()
-        if compressed and (made or cache_dir):
+        if compressed:
             shutil.rmtree(local, ignore_errors=True)
-
-
-# --------------------------------------------------------------------------------------------
-# webdataset
-# --------------------------------------------------------------------------------------------
 
 
 def write_wds(samples: Iterable[dict[str, Any]], out_dir: str, *, maxsize: int = 256 << 20) -> list[str]:

@@ -8,6 +8,7 @@ when it closes.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -272,6 +273,8 @@ class _Open:
     shard_id: str
     rel: str
     encryption: dict[str, Any] | None
+    subjects: set[str] = field(default_factory=set)
+    stats: dict[str, int] = field(default_factory=dict)
 
 
 class ShardWriter:
@@ -362,9 +365,18 @@ class ShardWriter:
 
         return Manifest(self.root, fs=self.fs, clock=self.clock)
 
-    def write(self, sample: Mapping[str, Any]) -> None:
+    def write(self, sample: Any, *, subject: str | None = None, stats: Mapping[str, int] | None = None) -> None:
+        """Add one sample: a WebDataset dict, or a ``record.Sample`` after the privacy stage.
+
+        ``subject`` (a pseudonym) joins the shard's subject side table; ``stats``
+        (privacy counts) are summed into the shard's manifest row.
+        """
         if self._closed:
             raise ConfigError(f"{self.url}: ShardWriter is closed")
+        if hasattr(sample, "as_dict") and hasattr(sample, "subject"):
+            subject = sample.subject if subject is None else subject
+            stats = sample.stats if stats is None else stats
+            sample = sample.as_dict()
         key, items = sample_fields(sample)
         cur = self._current
         if cur is not None and (
@@ -376,6 +388,11 @@ class ShardWriter:
         if cur is None:
             cur = self._open_shard()
         cur.writer.add(key, items)
+        if subject is not None:
+            cur.subjects.add(subject)
+        if stats:
+            for k, v in stats.items():
+                cur.stats[k] = cur.stats.get(k, 0) + v
 
     def _open_shard(self) -> _Open:
         shard_id = f"{self.prefix}-{self._seq:06d}"
@@ -421,10 +438,18 @@ class ShardWriter:
         if cur.crypt is not None:
             cur.crypt.close()
         cur.sink.close()
+        extra: dict[str, Any] = {}
+        if cur.subjects or cur.stats:
+            extra["privacy"] = {"stats": dict(sorted(cur.stats.items())), "subjects": len(cur.subjects)}
+        if cur.subjects:  # side table: which subject pseudonyms this shard holds (for deletion requests)
+            rel = f"subjects/{cur.shard_id}.json"
+            doc = {"format": "exashard-subjects", "version": 1, "shard": cur.shard_id, "pseudonyms": sorted(cur.subjects)}
+            storage.atomic_write(self.fs, storage.join(self.root, rel), json.dumps(doc).encode())
+            extra["privacy"]["subjects_ref"] = rel
         self.shards.append(
             ShardInfo(
                 id=cur.shard_id, path=cur.rel, bytes=cur.hashing.size, checksum="sha256:" + cur.hashing.sha.hexdigest(),
-                created=self.clock(), encryption=cur.encryption, **geometry,
+                created=self.clock(), encryption=cur.encryption, extra=extra, **geometry,
             )
         )
 
