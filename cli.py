@@ -73,6 +73,72 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.ensure_object(dict)["debug"] = debug
 
 
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20, "mb": 1000**2, "mib": 1 << 20,
+          "g": 1 << 30, "gb": 1000**3, "gib": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise click.BadParameter(f"{text!r} is not a size (e.g. 256MiB, 1G, 500MB)", param_hint="--shard-size")
+    value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if value < 1 << 20:
+        raise click.BadParameter(f"{text!r} is below the 1 MiB minimum shard size", param_hint="--shard-size")
+    return value
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--out", "out", required=True, metavar="DST", help="Dataset URL to write (folder or object-store prefix).")
+@click.option("--policy", "policy", metavar="FILE", default=None, help="Privacy policy (TOML); default: the built-in safe policy.")
+@keyring_opts
+@click.option("--no-encrypt", "no_encrypt", is_flag=True, help="Write unencrypted shards (explicit opt-out).")
+@click.option("--shard-size", "shard_size", default="256MiB", show_default=True, help="Target shard size.")
+@click.option("--workers", "workers", type=click.IntRange(min=1), default=None, help="LocalCluster worker processes (default: CPUs).")
+@click.option("--scheduler", "scheduler", metavar="ADDR", default=None, help="Use an existing Dask cluster (tcp://host:8786).")
+@click.option("--report", "report_path", metavar="FILE", default=None, help="Write the run report as JSON.")
+@click.option("--strict", is_flag=True, help="Exit 1 if any input was quarantined.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
+@storage_opt
+def ingest(
+    sources: tuple[str, ...], out: str, policy: str | None, keyring: str | None, kms: str | None, no_encrypt: bool,
+    shard_size: str, workers: int | None, scheduler: str | None, report_path: str | None, strict: bool,
+    progress: bool | None, storage_options: str | None,
+) -> None:
+    """Ingest raw media from SOURCES (folders, globs, tables, tars; any fsspec URL) into DST.
+
+    Exit codes: 0 done; 1 done but inputs were quarantined and --strict was given;
+    2 bad arguments, policy or URLs (nothing was written); 3 the run failed.
+    """
+    from .ingest.run import ingest as do_ingest
+
+    if workers and scheduler:
+        raise click.UsageError("give --workers or --scheduler, not both")
+    size = parse_size(shard_size)
+    so = _storage_options(storage_options)
+    report = do_ingest(
+        list(sources), out, policy=policy, keyring=_keyring(keyring, kms), encrypt=not no_encrypt, scheduler=scheduler,
+        workers=workers, shard_size=size, storage_options=so, source_options=so, strict=strict, progress=progress,
+    )
+    doc = report.to_dict()
+    if report_path:
+        with open(report_path, "w") as f:
+            json.dump(doc, f, indent=2, sort_keys=True)
+    q = len(report.quarantined)
+    click.echo(
+        f"ingested {report.samples} samples from {report.inputs} inputs into {report.shards} shards "
+        f"({report.bytes} bytes, {'encrypted' if report.encrypted else 'NOT encrypted'}) at {report.dataset}; "
+        f"{q} quarantined, {report.excluded} excluded by the forget list; {report.seconds:.1f}s"
+    )
+    click.echo(f"policy: {report.policy['source']}")
+    for item in report.quarantined[:10]:
+        click.echo(f"  quarantined {item.input}: {item.reason}", err=True)
+    if report.exit_code:
+        sys.exit(report.exit_code)
+
+
 @main.command()
 @click.argument("dataset")
 @click.option("--json", "as_json", is_flag=True, help="Print the full summary as JSON.")
