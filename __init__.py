@@ -5,6 +5,7 @@ absolute on purpose: the repository root is this package, and a test runner that
 imports the root ``__init__.py`` under the checkout folder's name must still work.
 """
 
+from exashard import ingest  # noqa: E402 - callable package: exashard.ingest(sources, out, ...)
 from exashard.errors import (
     ConfigError,
     ExashardError,
@@ -34,6 +35,7 @@ __all__ = [
     "VersionConflict",
     "__version__",
     "head",
+    "ingest",
     "inspect",
     "verify",
 ]

@@ -221,7 +221,7 @@ def bench_set(kind: str, n: int, work: str, runs: int, keyring: str, peers: Any)
     }
     if "litdata" in sets:
         lit_dir, lit = sets["litdata"]
-        readers["litdata (zstd + Fernet)"] = lambda: peers.read_litdata(lit_dir, **lit)
+        readers["litdata (zstd + Fernet)"] = lambda: peers.read_litdata(lit_dir, encryption=lit["encryption"])
     ceilings = {"ceiling: zstd only, 2 threads": zstd_ceiling(plain), "ceiling: AES-GCM + zstd, 2 threads": crypto_ceiling(enc, keyring)}
     readers.update(ceilings)
     for fn in readers.values():  # warm the page cache and allocators
