@@ -64,6 +64,7 @@ class RunReport:
     shards: int = 0
     bytes: int = 0
     excluded: int = 0
+    skipped_tasks: int = 0  # already committed by an earlier run over the same inputs
     quarantined: list[Quarantined] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
     versions: list[int] = field(default_factory=list)
@@ -283,12 +284,18 @@ def ingest(
         done = 0
         exhausted = False
         forget_set = frozenset(forget)
+        # task ids hash their inputs, and shard ids start with the task id: a task whose
+        # shards are committed already was done by an earlier run over the same inputs
+        committed = {sid.rsplit("-", 1)[0] for sid in m.read().shards}
         while True:
             while not exhausted and inflight < window:
                 task = next(tasks, None)
                 if task is None:
                     exhausted = True
                     break
+                if task.id in committed:
+                    report.skipped_tasks += 1
+                    continue
                 planned += 1
                 data_keys = None
                 if encrypt and not kms:
