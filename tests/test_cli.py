@@ -85,3 +85,22 @@ def test_debug_shows_traceback():
         [sys.executable, "-m", "exashard.cli", "--debug", "inspect", "/nonexistent/ds"], capture_output=True, text=True
     )
     assert res.returncode != 0 and "Traceback" in res.stderr
+
+
+def test_redact_stdin():
+    text = "write to jane.doe@example.com or call +44 20 7946 0958; card 4111 1111 1111 1111\n"
+    res = subprocess.run([sys.executable, "-m", "exashard.cli", "redact"], input=text, capture_output=True, text=True)
+    assert res.returncode == 0
+    assert "jane.doe" not in res.stdout and "<EMAIL_ADDRESS>" in res.stdout and "<CREDIT_CARD>" in res.stdout
+
+
+def test_redact_with_policy_field():
+    policy = os.path.join(os.path.dirname(__file__), "..", "examples", "policy.toml")
+    doc = '{"user_id": 7, "caption": "mail a@b.example.com", "location": {"lat": 1}, "camera": {"serial": "x"}}'
+    res = subprocess.run([sys.executable, "-m", "exashard.cli", "redact", "--policy", policy, "--field", "json"],
+                         input=doc, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert set(out) == {"user_id", "caption", "camera"} and out["camera"] == {}
+    assert len(out["user_id"]) == 32 and "<EMAIL_ADDRESS>" in out["caption"]
+    assert "entity.EMAIL_ADDRESS" in res.stderr
