@@ -175,10 +175,11 @@ def _context(text: str, start: int, window: int = 28) -> int:
 
 Detector = Callable[[str], Iterator[Cand]]
 _DIGITS = re.compile(r"[0-9]+")
+_EIGHT_DIGITS = re.compile(r"(?:[^0-9]*[0-9]){8}")
 _EXTENSION = re.compile(r" ?(?:x|ext\.?|#) ?[0-9]{1,6}$")
 _EMAIL_LOCAL = re.compile(P.EMAIL_LOCAL)
 _EMAIL_DOMAIN = re.compile(P.EMAIL_DOMAIN)
-_CARD, _SSN, _SSN_BARE, _IPV4, _IPV6, _IBAN, _PHONE = map(re.compile, (P.CARD, P.SSN, P.SSN_BARE, P.IPV4, P.IPV6, P.IBAN, P.PHONE))
+_CARD, _SSN, _IPV4, _IPV6, _IBAN, _PHONE = map(re.compile, (P.CARD, P.SSN, P.IPV4, P.IPV6, P.IBAN, P.PHONE))
 
 
 def _simple(entity: str, pattern: str, group: int = 0, ok: Callable[[re.Match[str]], bool] | None = None, flags: int = 0) -> Detector:
@@ -245,10 +246,7 @@ def _card(text: str) -> Iterator[Cand]:
 
 def _ssn(text: str) -> Iterator[Cand]:
     for m in _SSN.finditer(text):
-        if ssn_ok(m.group(1), m.group(3), m.group(4)):
-            yield "US_SSN", m.start(), m.end()
-    for m in _SSN_BARE.finditer(text):
-        if ssn_ok(*m.groups()) and _SSN_CTX.search(_before(text, m.start(), 24)):
+        if ssn_ok(m.group(1), m.group(3), m.group(4)) and (m.group(2) or _SSN_CTX.search(_before(text, m.start(), 24))):
             yield "US_SSN", m.start(), m.end()
 
 
@@ -316,7 +314,7 @@ def _phone_shape(prefix: str | None, body: str) -> int:
     sizes = [len(g) for g in groups]
     if not 9 <= n <= 12 or len(groups) > 6 or min(sizes) < 2:
         return -1
-    if (sizes[0] == 4 and sizes[1] <= 2 and sizes[2] <= 2) or (sizes[0] <= 2 and sizes[1] <= 2 and len(sizes) > 2 and sizes[2] == 4):
+    if len(sizes) > 2 and sizes[1] <= 2 and ((sizes[0] == 4 and sizes[2] <= 2) or (sizes[0] <= 2 and sizes[2] == 4)):
         return -1  # a date: YYYY-MM-DD or DD.MM.YYYY
     inner = set(seps[1:-1])
     if "." in inner and (inner != {"."} or len(groups) < 3 or (len(groups) == 4 and max(sizes) <= 3)):
@@ -330,6 +328,8 @@ def _phone_shape(prefix: str | None, body: str) -> int:
 
 def _phone_span(text: str, m: re.Match[str]) -> tuple[int, int] | None:
     start, body = m.start(), m.group()
+    if not _EIGHT_DIGITS.match(body):  # most runs are dates, times, prices: too few digits
+        return None
     ext = _EXTENSION.search(body)
     if ext:
         body = body[: ext.start()]
@@ -398,6 +398,13 @@ _DETECTOR_ENTITY: dict[Detector, str] = {
 }
 
 
+def _next_hit(buf: bytes, trigger: bytes | re.Pattern[bytes], pos: int) -> int:
+    if isinstance(trigger, bytes):
+        return buf.find(trigger, pos)
+    m = trigger.search(buf, pos)
+    return m.start() if m else -1
+
+
 def _resolve(cands: list[Cand]) -> list[Finding]:
     """Non-overlapping findings: stronger entity first, then longer span, then earlier start."""
     if len(cands) > 1:
@@ -459,10 +466,7 @@ class Redactor:
         if not isinstance(text, str):
             raise TypeError(f"text is {type(text).__name__}, expected str")
         buf = text.encode("utf-8", "surrogatepass").translate(_DIGIT_TO_ZERO)
-        fired: set[Detector] = set()
-        for trig, dets in self._triggers:
-            if (trig in buf) if isinstance(trig, bytes) else trig.search(buf):
-                fired.update(dets)
+        fired = {det for trig, dets in self._triggers if _next_hit(buf, trig, 0) >= 0 for det in dets}
         return self._detect(text, fired) if fired else []
 
     def redact(self, text: str) -> str:
@@ -494,11 +498,12 @@ class Redactor:
         """The texts as a list, and ``(index, findings)`` for the texts that have findings."""
         items = texts.to_pylist() if hasattr(texts, "to_pylist") else texts
         items = items if isinstance(items, list) else list(items)
-        if self._prefilter == "arrow":
-            candidates = self._arrow_candidates(texts, items)
-            if candidates is not None:
-                pairs = ((i, self.find(items[i])) for i in candidates)  # type: ignore[arg-type]
-                return items, [(i, found) for i, found in pairs if found]
+        keep = self._arrow_candidates(texts, items) if self._prefilter == "arrow" else None
+        if keep is None:
+            return items, self._batch(items)
+        return items, [(keep[j], found) for j, found in self._batch([items[i] for i in keep])]
+
+    def _batch(self, items: list[str | None]) -> list[tuple[int, list[Finding]]]:
         cands: dict[int, list[Cand]] = {}
         for det, idxs in self._scan(items).items():
             if det is _pem:  # its ".*?" could run past a NUL: run it text by text (it is rare)
@@ -512,7 +517,7 @@ class Redactor:
             for entity, s, e in det("\0".join(sub)):  # type: ignore[arg-type]
                 k = bisect_right(starts, s) - 1
                 cands.setdefault(idxs[k], []).append((entity, s - starts[k], e - starts[k]))
-        return items, [(i, _resolve(c)) for i, c in sorted(cands.items())]
+        return [(i, _resolve(c)) for i, c in sorted(cands.items())]
 
     def _scan(self, items: list[str | None]) -> dict[Detector, list[int]]:
         """Run every trigger once over the texts joined by NUL (digits made "0"); return, for each
@@ -522,19 +527,10 @@ class Redactor:
         starts = list(accumulate(map((1).__add__, map(len, encoded)), initial=0))
         by_det: dict[Detector, list[int]] = {}
         for trig, dets in self._triggers:
-            hits = []
-            if isinstance(trig, bytes):
-                pos = buf.find(trig)
-                while pos >= 0:
-                    i = bisect_right(starts, pos) - 1
-                    hits.append(i)
-                    pos = buf.find(trig, starts[i + 1])  # the rest of this text cannot add anything
-            else:
-                m = trig.search(buf)
-                while m:
-                    i = bisect_right(starts, m.start()) - 1
-                    hits.append(i)
-                    m = trig.search(buf, starts[i + 1])
+            hits, pos = [], _next_hit(buf, trig, 0)
+            while pos >= 0:
+                hits.append(i := bisect_right(starts, pos) - 1)
+                pos = _next_hit(buf, trig, starts[i + 1])  # the rest of this text cannot add anything
             for det in dets:
                 by_det.setdefault(det, []).extend(hits)
         return {det: sorted(set(idxs)) for det, idxs in by_det.items()}
