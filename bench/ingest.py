@@ -179,7 +179,8 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 client = c1 if "1 worker" in name else c2
                 client.run(_clear_memory_fs)  # shards of earlier runs must not pile up in the workers
-                rep = run_exashard(raw, f"memory://bench-{r}-{len(times)}", keyring, 0, client)
+                _clear_memory_fs()  # nor the driver's manifests (a rerun would skip committed tasks)
+                rep = run_exashard(raw, f"memory://bench-{r}-{name[9]}", keyring, 0, client)
                 if rep.samples != args.samples:
                     print(f"WARNING {name}: {rep.samples} samples, {len(rep.quarantined)} quarantined", rep.quarantined[:3])
             times.setdefault(name, []).append(time.perf_counter() - t)

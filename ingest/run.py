@@ -141,6 +141,7 @@ def run_task(
 ) -> TaskResult:
     from ..privacy.pseudonym import Pseudonymizer
     from ..privacy.stage import PrivacyStage
+    from .sources import Reader
 
     stage = PrivacyStage(policy, pseudonyms=Pseudonymizer(secret, dataset_id), forget=forget)
     res = TaskResult(task.id)
@@ -149,12 +150,13 @@ def run_task(
         out, name=task.id, commit=False, encrypt=encrypt, target_size=shard_size,
         keyring=keyring if data_keys is None else None, data_keys=data_keys, storage_options=storage_options,
     )
+    reader = Reader(source_options)
     with writer:
         for pos, unit in enumerate(task.units):
             ref = unit.files[0][1].url if clear_urls else unit_ref(unit, secret)
             res.units += 1
             try:
-                for sub, (name, fields) in enumerate(read_unit(unit, source_options)):
+                for sub, (name, fields) in enumerate(read_unit(unit, source_options, reader)):
                     res.input_bytes += sum(len(v) for v in fields.values())
                     s = Sample(sample_key(secret, f"{unit.name}\x00{sub}\x00{name}"), fields, source=f"{ref}#{sub}")
                     try:
@@ -229,7 +231,7 @@ def ingest(
     scheduler: str | None = None,
     workers: int | None = None,
     shard_size: int = 256 * MiB,
-    task_bytes: int = 256 * MiB,
+    task_bytes: int = 128 * MiB,
     window: int | None = None,
     storage_options: dict[str, Any] | None = None,
     source_options: dict[str, Any] | None = None,

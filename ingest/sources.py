@@ -157,13 +157,35 @@ def count_rows(fs: Any, path: str) -> int:
 # -- reading units (on workers) ----------------------------------------------------------
 
 
-def read_unit(unit: Unit, storage_options: dict[str, Any] | None = None) -> Iterator[tuple[str, dict[str, bytes]]]:
+class Reader:
+    """Reads input URLs, resolving each filesystem once (per protocol) rather than per file."""
+
+    def __init__(self, storage_options: dict[str, Any] | None = None) -> None:
+        self.so = storage_options or {}
+        self._fs: dict[str, Any] = {}
+
+    def read(self, url: str) -> bytes:
+        proto = url.split("://", 1)[0] if "://" in url else "file"
+        if proto == "file":
+            path = url[7:] if url.startswith("file://") else url
+            with open(path, "rb") as f:
+                return f.read()
+        fs = self._fs.get(proto)
+        if fs is None:
+            fs = self._fs[proto] = fsspec.filesystem(proto, **self.so)
+        return fs.cat_file(url)
+
+
+def read_unit(
+    unit: Unit, storage_options: dict[str, Any] | None = None, reader: Reader | None = None
+) -> Iterator[tuple[str, dict[str, bytes]]]:
     """``(name, fields)`` for each sample of a unit (a tar unit yields many)."""
     so = storage_options or {}
     if unit.kind == "files":
+        rd = reader or Reader(so)
         fields: dict[str, bytes] = {}
         for ext, ref in unit.files:
-            fields[ext] = _read(ref.url, so)
+            fields[ext] = rd.read(ref.url)
         yield unit.name, fields
     elif unit.kind == "row":
         yield unit.name, read_row(unit.files[0][1].url, unit.index, so)
