@@ -32,7 +32,7 @@ from typing import Any
 
 import boto3
 import botocore.session
-from _seaweed import free_port
+from _seaweed import _die_with_parent, _has_exited, _signal_group, _tail, free_port  # shared process helpers
 from botocore.config import Config
 
 __all__ = ["MotoKMS", "moto_kms"]
@@ -55,35 +55,6 @@ def _moto_binary() -> str:
     if found is None:
         raise RuntimeError("'moto_server' not found (pip install 'moto[server]')")
     return found
-
-
-def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError as exc:
-        return f"<could not read {path}: {exc}>"
-
-
-def _die_with_parent() -> None:
-    """Child-side (Linux): SIGKILL moto_server if the test process dies without teardown."""
-    if sys.platform == "linux":
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _has_exited(pid: int) -> bool:
-    """True once ``pid`` has exited, WITHOUT reaping it (so its pgid cannot be reused)."""
-    try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
-        return True
 
 
 def _stop(proc: subprocess.Popen[bytes], grace: float) -> None:
