@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,7 +30,14 @@ from typing import Any
 
 import boto3
 import botocore.session
-from _seaweed import _die_with_parent, _has_exited, _signal_group, _tail, free_port  # shared process helpers
+from _seaweed import (  # shared process helpers
+    _die_with_parent,
+    _has_exited,
+    _signal_group,
+    _tail,
+    free_port,
+    venv_binary,
+)
 from botocore.config import Config
 
 __all__ = ["MotoKMS", "moto_kms"]
@@ -47,14 +52,7 @@ _LOG_TAIL_LINES = 60
 
 
 def _moto_binary() -> str:
-    """``moto_server`` from the running venv, else from ``PATH``."""
-    candidate = Path(sys.executable).parent / "moto_server"
-    if candidate.is_file() and os.access(candidate, os.X_OK):
-        return str(candidate)
-    found = shutil.which("moto_server")
-    if found is None:
-        raise RuntimeError("'moto_server' not found (pip install 'moto[server]')")
-    return found
+    return venv_binary("moto_server", "pip install 'moto[server]'")
 
 
 def _stop(proc: subprocess.Popen[bytes], grace: float) -> None:

