@@ -297,7 +297,7 @@ def keys_export(keyring: str | None, out: str) -> None:
     kr = resolve_keyring(keyring)
     if not isinstance(kr, LocalKeyring):
         raise click.UsageError("only local keyrings can be exported; KMS keys stay in KMS")
-    click.echo(f"wrote backup of keyring {kr.id} to {kr.export(out)}")
+    click.echo(f"wrote backup of keyring {kr.id} to {kr.export(out)}; it opens every dataset this keyring opens: keep it as safe as the keyring, and destroy it after a shred")
 
 
 if __name__ == "__main__":  # pragma: no cover
