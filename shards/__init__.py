@@ -3,6 +3,7 @@
 from .manifest import Manifest, Snapshot, open_manifest
 from .ops import VerifyReport, head, inspect, iter_dataset, open_shard, verify
 from .reader import ShardReader
+from .stream import open_tar_stream
 from .writer import ShardFileWriter, ShardInfo, ShardWriter
 
 __all__ = [
@@ -18,5 +19,6 @@ __all__ = [
     "iter_dataset",
     "open_manifest",
     "open_shard",
+    "open_tar_stream",
     "verify",
 ]

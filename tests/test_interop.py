@@ -79,3 +79,43 @@ def test_webdataset_pipe_url(shard):
     ds = wds.WebDataset(f"pipe:zstd -dc {shard}", shardshuffle=False)
     got = [{k: v for k, v in s.items() if not k.startswith("__") or k == "__key__"} for s in ds]
     assert got == SAMPLES
+
+
+def test_webdataset_reads_encrypted_shard_through_open_tar_stream(tmp_path):
+    import webdataset as wds
+
+    from exashard.shards import open_tar_stream
+
+    root = tmp_path / "enc"
+    with ShardWriter(str(root), name="e", frame_size=8192) as w:  # encrypted (the default)
+        for s in SAMPLES:
+            w.write(s)
+    (info,) = w.shards
+    url = str(root / info.path)
+    assert b"caption 1" not in (root / info.path).read_bytes()
+
+    def opener(data):
+        for src in data:
+            src["stream"] = open_tar_stream(src["url"])
+            yield src
+
+    pipeline = wds.DataPipeline(
+        wds.SimpleShardList([url]), opener, wds.tariterators.tar_file_expander, wds.tariterators.group_by_keys
+    )
+    got = [{k: v for k, v in s.items() if not k.startswith("__") or k == "__key__"} for s in pipeline]
+    assert got == SAMPLES
+    with open_tar_stream(url) as f, tarfile.open(fileobj=f, mode="r|") as t:
+        assert [m.name for m in t] == _names(SAMPLES)
+
+
+def test_open_tar_stream_bad_urls(tmp_path):
+    from exashard.errors import ConfigError, NotFoundError
+    from exashard.shards import open_tar_stream
+
+    with pytest.raises(ConfigError, match="not a shard URL"):
+        open_tar_stream(str(tmp_path / "x.tar"))
+    root = tmp_path / "ds"
+    with ShardWriter(str(root), name="z") as w:
+        w.write({"__key__": "a", "txt": "x"})
+    with pytest.raises(NotFoundError, match="'nope' is not in version 1"):
+        open_tar_stream(str(root / "shards" / "nope.tar.zst"))

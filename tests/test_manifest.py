@@ -161,3 +161,17 @@ def test_writer_reader_on_seaweedfs(s3root):
     info = list(m.read().shards.values())[1]
     with open_shard(m, info) as r:
         assert r.get("k/25") == samples[25]
+
+
+@pytest.mark.s3
+def test_open_tar_stream_on_seaweedfs(s3root):
+    import tarfile
+
+    from exashard.shards import open_tar_stream
+
+    root, so = s3root
+    with ShardWriter(root, storage_options=so, name="ts") as w:
+        w.write({"__key__": "a/1", "txt": b"hello", "bin": bytes(range(200))})
+    with open_tar_stream(f"{root}/{w.shards[0].path}", storage_options=so) as f, tarfile.open(fileobj=f, mode="r|") as t:
+        members = [(m.name, t.extractfile(m).read()) for m in t]
+    assert members == [("a/1.txt", b"hello"), ("a/1.bin", bytes(range(200)))]
