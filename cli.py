@@ -244,6 +244,28 @@ def redact(policy: str | None, field: str) -> None:
     click.echo(f"exashard: {json.dumps(stats, sort_keys=True)}", err=True)
 
 
+@main.command()
+@click.argument("dataset")
+@click.option("--seconds", type=click.FloatRange(min=0.1), default=None, help="Read for S seconds (default: one epoch).")
+@click.option("--zero-copy", is_flag=True, help="Hand out memoryviews instead of bytes.")
+@keyring_opts
+@storage_opt
+def bench(dataset: str, seconds: float | None, zero_copy: bool, keyring: str | None, kms: str | None,
+          storage_options: str | None) -> None:
+    """Loader throughput on DATASET: samples/s, MB/s, and the ratio to raw reads of the same bytes."""
+    from .shards.benchcore import bench_read
+
+    r = bench_read(dataset, seconds=seconds, keyring=_keyring(keyring, kms), zero_copy=zero_copy,
+                   storage_options=_storage_options(storage_options))
+    click.echo(f"read {r['samples']} samples in {r['seconds']:.2f}s: {r['samples_per_s']:.0f} samples/s, "
+               f"{r['MB_per_s']:.1f} MB/s of sample data")
+    if r["efficiency"] is not None:
+        click.echo(f"stored bytes: {r['stored_MB_per_s']:.1f} MB/s decrypted+decoded vs {r['raw_MB_per_s']:.1f} MB/s "
+                   f"raw from the same storage ({r['shards_read']} shards): efficiency {r['efficiency']:.2f}")
+    else:
+        click.echo("no shard was read to its end: run longer for the raw-read comparison")
+
+
 @main.group()
 def keys() -> None:
     """Keyrings and data keys: new, rotate, shred, export."""

@@ -104,3 +104,13 @@ def test_redact_with_policy_field():
     assert set(out) == {"user_id", "caption", "camera"} and out["camera"] == {}
     assert len(out["user_id"]) == 32 and "<EMAIL_ADDRESS>" in out["caption"]
     assert "entity.EMAIL_ADDRESS" in res.stderr
+
+
+def test_bench_command(dataset):
+    res = run("bench", dataset)
+    assert res.exit_code == 0, res.output
+    assert "read 7 samples" in res.output and "efficiency" in res.output
+    from exashard.shards.benchcore import bench_read
+
+    r = bench_read(dataset, seconds=5)
+    assert r["samples"] == 7 and r["shards_read"] == 3 and r["raw_MB_per_s"] > 0 and r["efficiency"] > 0
