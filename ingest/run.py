@@ -264,12 +264,12 @@ def ingest(
     kr = resolve_keyring(keyring, create=keyring is None)
     secret = pseudonym_master(kr, fs, root, dataset_id)  # keys and pseudonyms need it even unencrypted
     report = RunReport(storage.display(fs, root), dataset_id, pol.describe(), encrypt)
-    own_cluster = None
+    own_cluster = own_client = None
     if client is None:
         from distributed import Client, LocalCluster
 
         if scheduler:
-            client = Client(scheduler)
+            client = own_client = Client(scheduler)
         else:
             own_cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, dashboard_address=None)
             client = Client(own_cluster)
@@ -332,6 +332,8 @@ def ingest(
         report.tasks = done
         prog.update(report, done, planned, force=True)
     finally:
+        if own_client is not None:
+            own_client.close()
         if own_cluster is not None:
             client.close()
             own_cluster.close()
