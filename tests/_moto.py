@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -32,10 +31,9 @@ import boto3
 import botocore.session
 from _seaweed import (  # shared process helpers
     _die_with_parent,
-    _has_exited,
-    _signal_group,
     _tail,
     free_port,
+    stop_group,
     venv_binary,
 )
 from botocore.config import Config
@@ -53,20 +51,6 @@ _LOG_TAIL_LINES = 60
 
 def _moto_binary() -> str:
     return venv_binary("moto_server", "pip install 'moto[server]'")
-
-
-def _stop(proc: subprocess.Popen[bytes], grace: float) -> None:
-    """SIGTERM the group, wait up to ``grace`` s, then SIGKILL the group and reap."""
-    if proc.returncode is not None:
-        return
-    pgid = proc.pid  # start_new_session=True: pid == pgid
-    if grace > 0:
-        _signal_group(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and not _has_exited(proc.pid):
-            time.sleep(0.05)
-    _signal_group(pgid, signal.SIGKILL)
-    proc.wait()
 
 
 def _server_env(home: Path) -> dict[str, str]:
@@ -192,11 +176,11 @@ def moto_kms(tmp_dir: str, *, timeout: float = STARTUP_TIMEOUT_S) -> Iterator[Mo
                 _wait_ready(kms, timeout)
                 break
             except (RuntimeError, TimeoutError):
-                _stop(proc, grace=0)
+                stop_group(proc, grace=0)
                 if attempt == 2 or "address already in use" not in _tail(log_path).lower():
                     raise
         assert kms is not None
         yield kms
     finally:
         if kms is not None:
-            _stop(kms.proc, grace=TERM_GRACE_S)
+            stop_group(kms.proc, grace=TERM_GRACE_S)

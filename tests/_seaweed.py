@@ -106,6 +106,20 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+def stop_group(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM the process group, wait up to ``grace`` s, then SIGKILL the group and reap."""
+    if proc.returncode is not None:
+        return
+    pgid = proc.pid  # start_new_session=True: pid == pgid
+    if grace > 0:
+        _signal_group(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and not _has_exited(proc.pid):
+            time.sleep(0.05)
+    _signal_group(pgid, signal.SIGKILL)
+    proc.wait()
+
+
 def _has_exited(pid: int) -> bool:
     """True once ``pid`` has exited, WITHOUT reaping it.
 
@@ -190,14 +204,7 @@ class _WeedProcess:
         if proc is None or proc.returncode is not None:
             self._remove_stale_sockets()
             return
-        pgid = proc.pid  # start_new_session=True: pid == pgid
-        if grace > 0:
-            _signal_group(pgid, signal.SIGTERM)
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline and not _has_exited(proc.pid):
-                time.sleep(0.05)
-        _signal_group(pgid, signal.SIGKILL)
-        proc.wait()
+        stop_group(proc, grace)
         self._remove_stale_sockets()
 
     def _remove_stale_sockets(self) -> None:
