@@ -275,7 +275,7 @@ def ingest(
             client = Client(own_cluster)
     window = window or max(2, 2 * len(client.scheduler_info().get("workers", {})) or 2)
     prog = _Progress(sys.stderr.isatty() if progress is None else progress)
-    kms = kr is not None and not hasattr(kr, "hmac_key")
+    kms = not hasattr(kr, "hmac_key")  # KMS: workers get data keys from KMS, not from the driver
     try:
         from distributed import as_completed
 
@@ -300,7 +300,7 @@ def ingest(
                     continue
                 planned += 1
                 data_keys = None
-                if encrypt and not kms:
+                if encrypt and not kms:  # local keyring: the driver makes the task's data keys
                     from ..privacy.keys import context
 
                     n_keys = task.size // shard_size + 3

@@ -323,11 +323,13 @@ class KmsKeyring:
 # -- resolution -----------------------------------------------------------------------
 
 
-def default_keyring_path() -> str:
-    env = os.environ.get("EXASHARD_KEYRING")
-    if env:
-        return env
+def _home_keyring_path() -> str:
     return os.path.join(os.path.expanduser("~"), ".config", "exashard", "keyring.json")
+
+
+def default_keyring_path() -> str:
+    """Where the default keyring lives: ``$EXASHARD_KEYRING``, else under ``~/.config``."""
+    return os.environ.get("EXASHARD_KEYRING") or _home_keyring_path()
 
 
 def resolve_keyring(keyring: Any = None, *, create: bool = False, needed: str | None = None) -> Keyring:
@@ -344,7 +346,7 @@ def resolve_keyring(keyring: Any = None, *, create: bool = False, needed: str | 
     searched = [os.fspath(keyring)] if keyring is not None else []
     if keyring is None:
         env = os.environ.get("EXASHARD_KEYRING")
-        searched = ([env] if env else []) + [os.path.join(os.path.expanduser("~"), ".config", "exashard", "keyring.json")]
+        searched = ([env] if env else []) + [_home_keyring_path()]
         for p in searched:
             if os.path.exists(p):
                 return LocalKeyring(p)
