@@ -15,11 +15,23 @@ from exashard.errors import (
     NotFoundError,
     QuarantineError,
     SampleError,
+    ShreddedError,
     VersionConflict,
 )
 from exashard.shards import ShardReader, ShardWriter, head, inspect, verify
 
 __version__ = "0.1.0"
+
+_LAZY = {"ShardDataset", "ShardLoader", "ShardMapDataset"}  # importing them imports torch when installed
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        from exashard.shards import loader
+
+        return getattr(loader, name)
+    raise AttributeError(f"module 'exashard' has no attribute {name!r}")
+
 
 __all__ = [
     "ConfigError",
@@ -30,8 +42,12 @@ __all__ = [
     "NotFoundError",
     "QuarantineError",
     "SampleError",
+    "ShardDataset",
+    "ShardLoader",
+    "ShardMapDataset",
     "ShardReader",
     "ShardWriter",
+    "ShreddedError",
     "VersionConflict",
     "__version__",
     "head",

@@ -42,6 +42,10 @@ class KeyAccessError(ExashardError, PermissionError):
     """
 
 
+class ShreddedError(KeyAccessError):
+    """A shard's data key was shredded (a deletion request): its data can never be read again."""
+
+
 class QuarantineError(ExashardError, ValueError):
     """An input cannot pass the privacy stage safely (e.g. malformed media that cannot be
     stripped); the record is quarantined with this reason, never passed on."""

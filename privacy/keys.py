@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlparse
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ..errors import ConfigError, KeyAccessError, MissingDependencyError, NotFoundError
+from ..errors import ConfigError, KeyAccessError, MissingDependencyError, NotFoundError, ShreddedError
 from ..shards.writer import utc_now
 
 KEYRING_FORMAT = "exashard-keyring"
@@ -171,7 +171,7 @@ class LocalKeyring:
         if entry is None:
             raise KeyAccessError(f"keyring {self.path} (id {self.id}) has no KEK {kek_id!r}")
         if entry.get("state") != "active" or not entry.get("key"):
-            raise KeyAccessError(f"KEK {kek_id!r} in keyring {self.path} is retired: data it wrapped is shredded")
+            raise ShreddedError(f"KEK {kek_id!r} in keyring {self.path} is retired: data it wrapped is shredded")
         return AESGCM(base64.b64decode(entry["key"]))
 
     def primary(self, dataset_id: str) -> str:

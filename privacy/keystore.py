@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..errors import KeyAccessError
+from ..errors import KeyAccessError, ShreddedError
 from ..shards import storage
 from ..shards.writer import utc_now
 from .keys import WrappedKey
@@ -44,7 +44,7 @@ class KeyStore:
         try:
             doc = json.loads(self.fs.cat_file(self._path(shard_id)))
         except FileNotFoundError:
-            raise KeyAccessError(
+            raise ShreddedError(
                 f"shard {shard_id!r} of {self.where} has no data key in the key store: it was shredded "
                 "(a deletion request or 'exashard keys shred') or the key store is incomplete"
             ) from None

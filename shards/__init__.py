@@ -6,6 +6,15 @@ from .reader import ShardReader
 from .stream import open_tar_stream
 from .writer import ShardFileWriter, ShardInfo, ShardWriter
 
+
+def __getattr__(name: str) -> object:
+    if name in ("ShardDataset", "ShardLoader", "ShardMapDataset"):  # lazy: importing them imports torch
+        from . import loader
+
+        return getattr(loader, name)
+    raise AttributeError(f"module 'exashard.shards' has no attribute {name!r}")
+
+
 __all__ = [
     "Manifest",
     "ShardFileWriter",

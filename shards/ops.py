@@ -15,15 +15,18 @@ from .writer import ShardInfo
 
 def open_shard(
     manifest: Manifest, info: ShardInfo, *, dataset_id: str | None = None, keys: Any = None, keyring: Any = None,
-    **kwargs: Any,
+    source: storage.RangeSource | None = None, **kwargs: Any,
 ) -> ShardReader:
     """A reader for one manifest row (size, index position and key reference come from the row).
 
     Encrypted shards are decrypted in memory with the data key from the dataset's key
     store, unwrapped by ``keyring`` (or a shared ``keys``: a ``privacy.access.ShardKeys``).
+    ``source`` stands in for the stored file (e.g. a local cache copy of its bytes).
     """
-    path = storage.join(manifest.root, info.path)
-    src: Any = storage.open_source(manifest.fs, path, size=info.bytes if not storage.is_local(manifest.fs) else None)
+    src: Any = source
+    if src is None:
+        path = storage.join(manifest.root, info.path)
+        src = storage.open_source(manifest.fs, path, size=info.bytes if not storage.is_local(manifest.fs) else None)
     if info.encryption:
         if src.size != info.bytes:
             src.close()

@@ -1,0 +1,484 @@
+"""The training loader: ``ShardDataset`` (iterable, resumable) and ``ShardLoader`` (batches,
+DataLoader workers, exact resume in the main process).
+
+The order is ``order.EpochPlan``'s: a pure function of (seed, epoch, rank, world size,
+manifest version). Reading runs ahead in background threads within a byte budget:
+frames are read, decrypted and decompressed there, only in memory; the iterating
+thread slices samples out of them. See DESIGN.md (Loader) and README (Python API).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from ..errors import ConfigError, MissingDependencyError, ShreddedError
+from .cache import ShardCache
+from .manifest import open_manifest
+from .ops import open_shard
+from .order import Block, EpochPlan
+from .reader import Sample, ShardReader
+
+try:  # an IterableDataset with torch, a plain iterable without it
+    from torch.utils.data import Dataset as _MapBase
+    from torch.utils.data import IterableDataset as _IterBase
+    from torch.utils.data import get_worker_info as _worker_info
+except ImportError:  # pragma: no cover - exercised by the no-torch test in a subprocess
+    _IterBase = _MapBase = object  # type: ignore[assignment,misc]
+
+    def _worker_info() -> Any:  # type: ignore[misc]
+        return None
+
+
+STATE_FORMAT = "exashard-loader-state"
+
+
+def _world(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """(rank, world size): as given, else torch.distributed when initialised, else
+    ``RANK``/``WORLD_SIZE`` from the environment, else (0, 1)."""
+    if rank is None and world_size is None:
+        try:
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                return dist.get_rank(), dist.get_world_size()
+        except ImportError:
+            pass
+        try:
+            rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+        except ValueError:
+            raise ConfigError(f"RANK/WORLD_SIZE must be integers, got {os.environ.get('RANK')!r}/{os.environ.get('WORLD_SIZE')!r}") from None
+    rank = 0 if rank is None else rank
+    world_size = 1 if world_size is None else world_size
+    if not isinstance(rank, int) or not isinstance(world_size, int) or world_size < 1 or not 0 <= rank < world_size:
+        raise ConfigError(f"need 0 <= rank < world_size, got rank={rank!r} world_size={world_size!r}")
+    return rank, world_size
+
+
+class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
+    """Samples (``{"__key__": str, ext: bytes, ...}``) of one pinned manifest version.
+
+    ``shuffle``: shards permuted, then frames permuted inside windows of ``window``
+    shards and samples inside blocks of ``block`` frames (``set_epoch`` changes it).
+    ``batch_size`` is the granularity at which DataLoader workers interleave (use the
+    DataLoader's batch size, or ``ShardLoader``, which sets it). ``prefetch``: bytes of
+    decoded frames read ahead by ``threads`` threads. ``cache_dir``: a local copy of
+    stored (still encrypted) shard bytes. ``on_shredded``: ``"skip"`` (warn and count)
+    or ``"raise"`` for a shard whose key a deletion request shredded.
+    """
+
+    def __init__(
+        self,
+        dataset: str,
+        *,
+        keyring: Any = None,
+        shuffle: bool = False,
+        seed: int = 0,
+        epoch: int = 0,
+        window: int = 4,
+        block: int = 8,
+        rank: int | None = None,
+        world_size: int | None = None,
+        batch_size: int = 1,
+        zero_copy: bool = False,
+        prefetch: int = 64 << 20,
+        threads: int = 2,
+        version: int | None = None,
+        storage_options: dict[str, Any] | None = None,
+        cache_dir: str | None = None,
+        cache_limit: int | None = None,
+        on_shredded: str = "skip",
+    ) -> None:
+        for name, value, low in (("window", window, 1), ("block", block, 1), ("batch_size", batch_size, 1),
+                                 ("prefetch", prefetch, 0), ("threads", threads, 1), ("epoch", epoch, 0)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ConfigError(f"ShardDataset: {name} must be an int >= {low}, got {value!r}")
+        if not isinstance(seed, int):
+            raise ConfigError(f"ShardDataset: seed must be an int, got {seed!r}")
+        if on_shredded not in ("skip", "raise"):
+            raise ConfigError(f"ShardDataset: on_shredded must be 'skip' or 'raise', got {on_shredded!r}")
+        self.rank, self.world_size = _world(rank, world_size)
+        self.shuffle, self.seed, self.epoch, self.window, self.block = bool(shuffle), seed, epoch, window, block
+        self.batch_size, self.zero_copy, self.prefetch, self.threads = batch_size, zero_copy, prefetch, threads
+        self.on_shredded = on_shredded
+        self._keyring = keyring
+        self._manifest = open_manifest(dataset, storage_options)
+        snap = self._manifest.read(version)
+        self.where = self._manifest.where
+        self.version, self.dataset_id = snap.version, snap.dataset_id
+        self.rows = list(snap.shards.values())
+        self._counts = [r.samples for r in self.rows]
+        self._cache = ShardCache(cache_dir, cache_limit) if cache_dir is not None else None
+        self._delivered = 0
+        self.skipped_shards: set[str] = set()
+        self.skipped_samples = 0
+        self._keys: Any = None
+        self._map_readers: dict[int, ShardReader] = {}
+        self._starts: list[int] | None = None
+
+    # -- pickling (DataLoader workers): no open files, executors or unwrapped keys ---------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.update(_keys=None, _map_readers={})
+        return state
+
+    # -- the epoch and its state ---------------------------------------------------------
+
+    def plan(self, epoch: int | None = None) -> EpochPlan:
+        return EpochPlan(
+            self._counts, seed=self.seed, epoch=self.epoch if epoch is None else epoch, version=self.version,
+            rank=self.rank, world=self.world_size, shuffle=self.shuffle,
+            window=self.window if self.shuffle else 1, block=self.block,
+        )
+
+    def __len__(self) -> int:
+        """Samples this rank yields per epoch (the same on every rank)."""
+        return sum(self._counts) // self.world_size
+
+    @property
+    def total(self) -> int:
+        """Samples in the pinned version."""
+        return sum(self._counts)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start ``epoch`` (its own order); the current epoch again keeps a resumed position."""
+        if not isinstance(epoch, int) or epoch < 0:
+            raise ConfigError(f"epoch must be an int >= 0, got {epoch!r}")
+        if epoch != self.epoch:
+            self.epoch, self._delivered = epoch, 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where this rank stands: samples of the epoch delivered so far, and what the order depends on."""
+        return {
+            "format": STATE_FORMAT, "dataset_id": self.dataset_id, "version": self.version, "seed": self.seed,
+            "shuffle": self.shuffle, "window": self.window, "block": self.block, "rank": self.rank,
+            "world_size": self.world_size, "epoch": self.epoch, "delivered": self._delivered,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume: the next iteration starts right after the last delivered sample."""
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise ConfigError("load_state_dict: not an exashard loader state (missing format marker)")
+        mine = self.state_dict()
+        for k in ("dataset_id", "version", "seed", "shuffle", "window", "block", "rank", "world_size"):
+            if state.get(k) != mine[k]:
+                raise ConfigError(
+                    f"load_state_dict: state has {k}={state.get(k)!r} but this dataset has {k}={mine[k]!r}; "
+                    "resume needs the same dataset version, seed, shuffle, window, block, rank and world size"
+                )
+        epoch, delivered = state.get("epoch"), state.get("delivered")
+        if not isinstance(epoch, int) or epoch < 0 or not isinstance(delivered, int) or not 0 <= delivered <= len(self):
+            raise ConfigError(f"load_state_dict: bad epoch/delivered {epoch!r}/{delivered!r} (this rank has {len(self)} samples)")
+        self.epoch, self._delivered = epoch, delivered
+
+    def _start(self) -> int:
+        if self._delivered >= len(self):  # a finished epoch iterated again starts over
+            self._delivered = 0
+        return self._delivered
+
+    # -- iteration -----------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Sample]:
+        info = _worker_info()
+        if info is None:  # this process delivers: keep the resume position
+            for p, s in self._walk(self._start(), 1, 0, 1):
+                self._delivered = p + 1
+                if s is not None:
+                    yield s
+            return
+        # inside a plain DataLoader worker: interleaved batches; resume needs ShardLoader
+        for _, s in self._walk(self._delivered if self._delivered < len(self) else 0, info.num_workers, info.id, self.batch_size):
+            if s is not None:
+                yield s
+
+    def _shard_keys(self) -> Any:
+        if self._keys is None:
+            from ..privacy.access import ShardKeys
+
+            self._keys = ShardKeys(self._manifest.fs, self._manifest.root, self.dataset_id, self._keyring)
+        return self._keys
+
+    def _open(self, row: Any, **kwargs: Any) -> ShardReader | None:
+        """A reader for ``row``; None (warned and counted) if its key was shredded."""
+        m = self._manifest
+        src = self._cache.source(m.fs, m.root, self.dataset_id or "", row) if self._cache is not None else None
+        try:
+            return open_shard(m, row, dataset_id=self.dataset_id, keys=self._shard_keys() if row.encryption else None,
+                              source=src, **kwargs)
+        except ShreddedError as e:
+            if src is not None:
+                src.close()
+            if self.on_shredded == "raise":
+                raise
+            if row.id not in self.skipped_shards:
+                self.skipped_shards.add(row.id)
+                warnings.warn(f"{self.where}: skipping shard {row.id!r} ({row.samples} samples): {e}", stacklevel=3)
+            return None
+
+    def _walk(self, start: int, workers: int, worker: int, batch: int) -> Iterator[tuple[int, Sample | None]]:
+        """(rank position, sample) from rank position ``start``; the sample is None where
+        its shard was shredded (skipped)."""
+        plan = self.plan()
+        if start >= plan.per_rank:
+            return
+        ex = ThreadPoolExecutor(self.threads, thread_name_prefix="exashard-load")
+        readers: dict[int, tuple[int, ShardReader | None]] = {}  # slot -> (window, reader)
+        pending: deque[tuple[Block, list[tuple[int, int]], dict[int, Future[Any]], int]] = deque()
+        blocks = self._blocks(plan, start, workers, worker, batch, readers)
+        in_flight = 0
+        try:
+            while True:
+                while not pending or in_flight < self.prefetch:
+                    nxt = next(blocks, None)
+                    if nxt is None:
+                        break
+                    blk, pos = nxt
+                    locs = blk.locate()
+                    futs: dict[int, Future[Any]] = {}
+                    size = 0
+                    for j, _ in pos:
+                        k = locs[j][0]
+                        u = blk.units[k]
+                        if k in futs or u.frame < 0:
+                            continue
+                        r = readers[u.slot][1]
+                        assert r is not None
+                        futs[k] = ex.submit(r._load, u.frame)
+                        size += r.layout.d_sizes[u.frame]
+                    pending.append((blk, [(p, *locs[j]) for j, p in pos], futs, size))
+                    in_flight += size
+                if not pending:
+                    return
+                blk, todo, futs, size = pending.popleft()
+                yield from self._samples(blk, todo, futs, readers)
+                in_flight -= size
+                del futs
+                done_window = plan.window_at(blk.gstart + len(blk) - 1) if len(blk) else -1
+                for slot in [s for s, (w, _) in readers.items() if w < done_window]:
+                    r = readers.pop(slot)[1]
+                    if r is not None:
+                        r.close()
+        finally:
+            for _, _, futs, _ in pending:
+                for f in futs.values():
+                    f.cancel()
+            ex.shutdown(wait=True, cancel_futures=True)
+            for _, r in readers.values():
+                if r is not None:
+                    r.close()
+
+    def _blocks(
+        self, plan: EpochPlan, start: int, workers: int, worker: int, batch: int,
+        readers: dict[int, tuple[int, ShardReader | None]],
+    ) -> Iterator[tuple[Block, list[tuple[int, int]]]]:
+        """The blocks holding this reader's positions, opening each window's shards first."""
+        first = plan.kept_to_global(plan.rank * plan.per_rank + start)
+        for w in range(plan.window_at(first), plan.windows()):
+            slots = plan.window_slots(w)
+            if plan.starts[slots.start] >= plan.hi:
+                return
+            frames: dict[int, list[tuple[int, int]] | None] = {}
+            for slot in slots:
+                if plan.starts[slot + 1] <= first and not self.shuffle:
+                    continue  # in order, a shard before the start is never needed
+                r = self._open(self.rows[plan.order[slot]], zero_copy=self.zero_copy)
+                readers[slot] = (w, r)
+                frames[slot] = None if r is None else _frame_ranges(r)
+            for blk in plan.blocks(w, frames):
+                if blk.gstart + len(blk) <= first:
+                    continue
+                pos = plan.positions(blk, start, workers, worker, batch)
+                if pos:
+                    yield blk, pos
+
+    def _samples(
+        self, blk: Block, todo: list[tuple[int, int, int]], futs: dict[int, Future[Any]],
+        readers: dict[int, tuple[int, ShardReader | None]],
+    ) -> Iterator[tuple[int, Sample | None]]:
+        getters: dict[int, Any] = {}
+        for p, k, i in todo:
+            u = blk.units[k]
+            if u.frame < 0:
+                self.skipped_samples += 1
+                yield p, None
+                continue
+            r = readers[u.slot][1]
+            assert r is not None
+            get = getters.get(k)
+            if get is None:
+                get = getters[k] = r._extract(futs[k].result(), r.layout.d_offsets[u.frame])
+            ix = r.index
+            d: Sample = {"__key__": r.keys()[i]}
+            for m in ix.members(i):
+                d[ix.exts[ix.member_ext[m]]] = get(ix.member_offset[m], ix.member_size[m])
+            yield p, d
+
+    # -- random access -------------------------------------------------------------------
+
+    def at(self, i: int) -> Sample:
+        """Sample ``i`` of the pinned version in commit order (shard by shard), reading only
+        its frame: for custom samplers. Raises ``ShreddedError`` for a shredded shard."""
+        from bisect import bisect_right
+        from itertools import accumulate
+
+        if self._starts is None:
+            self._starts = [0, *accumulate(self._counts)]
+        if not isinstance(i, int) or isinstance(i, bool):
+            raise TypeError(f"sample index must be an int, got {type(i).__name__}")
+        n = self._starts[-1]
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"{self.where}: sample index {i} out of range (version {self.version} has {n})")
+        s = bisect_right(self._starts, i) - 1
+        r = self._map_readers.get(s)
+        if r is None:
+            if len(self._map_readers) >= 8:  # a few open shards, oldest closed first
+                self._map_readers.pop(next(iter(self._map_readers))).close()
+            row = self.rows[s]
+            m = self._manifest
+            src = self._cache.source(m.fs, m.root, self.dataset_id or "", row) if self._cache is not None else None
+            r = open_shard(m, row, dataset_id=self.dataset_id, keys=self._shard_keys() if row.encryption else None,
+                           source=src, zero_copy=self.zero_copy)
+            self._map_readers[s] = r
+        return r[i - self._starts[s]]
+
+    def close(self) -> None:
+        for r in self._map_readers.values():
+            r.close()
+        self._map_readers.clear()
+
+
+def _frame_ranges(r: ShardReader) -> list[tuple[int, int]]:
+    """(first sample, stop) of every data frame of a shard, from its index."""
+    out: list[tuple[int, int]] = []
+    frames = r.index.sample_frame
+    i, n = 0, len(frames)
+    for f in range(r.layout.frames):
+        j = i
+        while j < n and frames[j] == f:
+            j += 1
+        out.append((i, j))
+        i = j
+    return out
+
+
+class ShardMapDataset(_MapBase):  # type: ignore[misc,valid-type]
+    """Map-style view of a ``ShardDataset`` (``ds[i] == dataset.at(i)``) for custom samplers."""
+
+    def __init__(self, dataset: ShardDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return self.dataset.total
+
+    def __getitem__(self, i: int) -> Sample:
+        return self.dataset.at(i)
+
+
+def collate_lists(samples: list[Sample]) -> dict[str, list[Any]]:
+    """The default batch: field name -> list of values (None where a sample lacks the field)."""
+    names: dict[str, None] = {}
+    for s in samples:
+        names.update(dict.fromkeys(s))
+    return {k: [s.get(k) for s in samples] for k in names}
+
+
+class _Batches(_IterBase):  # type: ignore[misc,valid-type]
+    """What a DataLoader worker iterates for ``ShardLoader``: (batch index, end position,
+    skipped samples, collated batch or None) for batches j = worker, worker + K, ..."""
+
+    def __init__(self, ds: ShardDataset, start: int, batch: int, collate: Callable[[list[Sample]], Any]) -> None:
+        self.ds, self.start, self.batch, self.collate = ds, start, batch, collate
+
+    def __iter__(self) -> Iterator[tuple[int, int, int, Any]]:
+        info = _worker_info()
+        k, w = (1, 0) if info is None else (info.num_workers, info.id)
+        n, b = len(self.ds), self.batch
+        cur, samples, skipped = -1, [], 0
+        for p, s in self.ds._walk(self.start, k, w, b):
+            j = (p - self.start) // b
+            if j != cur:
+                if cur >= 0:
+                    yield cur, min(n, self.start + (cur + 1) * b), skipped, self.collate(samples) if samples else None
+                cur, samples, skipped = j, [], 0
+            if s is None:
+                skipped += 1
+            else:
+                samples.append(s)
+        if cur >= 0:
+            yield cur, min(n, self.start + (cur + 1) * b), skipped, self.collate(samples) if samples else None
+
+
+class ShardLoader:
+    """Batches of a ``ShardDataset``, optionally from torch DataLoader workers, with exact resume.
+
+    The resume position (samples delivered) is kept here, in the main process, so
+    ``state_dict()`` taken after any batch resumes with no sample repeated or skipped,
+    with any ``num_workers``. ``collate_fn`` turns a list of samples into a batch
+    (default: ``collate_lists``); other keyword arguments go to the DataLoader.
+    """
+
+    def __init__(
+        self, dataset: ShardDataset, batch_size: int = 1, *, num_workers: int = 0,
+        collate_fn: Callable[[list[Sample]], Any] | None = None, drop_last: bool = False, **dataloader_kwargs: Any,
+    ) -> None:
+        if not isinstance(dataset, ShardDataset):
+            raise ConfigError(f"ShardLoader needs a ShardDataset, got {type(dataset).__name__}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"ShardLoader: batch_size must be an int >= 1, got {batch_size!r}")
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise ConfigError(f"ShardLoader: num_workers must be an int >= 0, got {num_workers!r}")
+        bad = {"sampler", "batch_sampler", "shuffle"} & set(dataloader_kwargs)
+        if bad:
+            raise ConfigError(f"ShardLoader: {sorted(bad)} are not allowed: the order comes from the ShardDataset (shuffle=, seed=)")
+        if num_workers and _IterBase is object:
+            raise MissingDependencyError("ShardLoader(num_workers > 0) needs torch: pip install 'exashard[torch]'")
+        self.dataset, self.batch_size, self.num_workers = dataset, batch_size, num_workers
+        self.collate_fn = collate_fn or collate_lists
+        self.drop_last = drop_last
+        self.kwargs = dataloader_kwargs
+        dataset.batch_size = batch_size
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.dataset.set_epoch(epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.dataset.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.dataset.load_state_dict(state)
+
+    def __iter__(self) -> Iterator[Any]:
+        ds = self.dataset
+        start = ds._start()
+        stream = _Batches(ds, start, self.batch_size, self.collate_fn)
+        if self.num_workers == 0:
+            items: Any = iter(stream)
+        else:
+            from torch.utils.data import DataLoader
+
+            items = iter(DataLoader(stream, batch_size=None, num_workers=self.num_workers, **self.kwargs))
+        held: dict[int, tuple[int, int, Any]] = {}
+        want = 0
+        for j, end, skipped, batch in items:
+            held[j] = (end, skipped, batch)
+            while want in held:  # batches come back in order from DataLoader; hold any that do not
+                end, skipped, batch = held.pop(want)
+                want += 1
+                ds._delivered = end
+                if self.num_workers:
+                    ds.skipped_samples += skipped
+                full = batch is not None and (end - start) - (want - 1) * self.batch_size == self.batch_size
+                if batch is None or (self.drop_last and not full):
+                    continue
+                yield batch
