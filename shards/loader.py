@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import ConfigError, MissingDependencyError, ShreddedError
 from .cache import ShardCache
-from .manifest import open_manifest
+from .manifest import Manifest, open_manifest
 from .ops import open_shard
 from .order import Block, EpochPlan
 from .reader import Sample, ShardReader
@@ -106,7 +106,9 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
         self.batch_size, self.zero_copy, self.prefetch, self.threads = batch_size, zero_copy, prefetch, threads
         self.on_shredded = on_shredded
         self._keyring = keyring
+        self._url, self._storage_options = dataset, storage_options
         self._manifest = open_manifest(dataset, storage_options)
+        self._pid = os.getpid()
         snap = self._manifest.read(version)
         self.where = self._manifest.where
         self.version, self.dataset_id = snap.version, snap.dataset_id
@@ -196,16 +198,25 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
             if s is not None:
                 yield s
 
+    def _storage(self) -> Manifest:
+        """The dataset's filesystem, made anew in a forked DataLoader worker (s3fs and
+        other async filesystems are not fork-safe)."""
+        if self._pid != os.getpid():
+            self._manifest = Manifest(self._url, storage_options=self._storage_options)
+            self._pid, self._keys, self._map_readers = os.getpid(), None, {}
+        return self._manifest
+
     def _shard_keys(self) -> Any:
         if self._keys is None:
             from ..privacy.access import ShardKeys
 
-            self._keys = ShardKeys(self._manifest.fs, self._manifest.root, self.dataset_id, self._keyring)
+            m = self._storage()
+            self._keys = ShardKeys(m.fs, m.root, self.dataset_id, self._keyring)
         return self._keys
 
     def _open(self, row: Any, **kwargs: Any) -> ShardReader | None:
         """A reader for ``row``; None (warned and counted) if its key was shredded."""
-        m = self._manifest
+        m = self._storage()
         src = self._cache.source(m.fs, m.root, self.dataset_id or "", row) if self._cache is not None else None
         try:
             return open_shard(m, row, dataset_id=self.dataset_id, keys=self._shard_keys() if row.encryption else None,
@@ -341,7 +352,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
             if len(self._map_readers) >= 8:  # a few open shards, oldest closed first
                 self._map_readers.pop(next(iter(self._map_readers))).close()
             row = self.rows[s]
-            m = self._manifest
+            m = self._storage()
             src = self._cache.source(m.fs, m.root, self.dataset_id or "", row) if self._cache is not None else None
             r = open_shard(m, row, dataset_id=self.dataset_id, keys=self._shard_keys() if row.encryption else None,
                            source=src, zero_copy=self.zero_copy)
