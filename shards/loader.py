@@ -21,7 +21,7 @@ from .cache import ShardCache
 from .manifest import Manifest, open_manifest
 from .ops import open_shard
 from .order import Block, EpochPlan
-from .reader import Sample, ShardReader
+from .reader import Sample, ShardReader, _BufferPool
 
 try:  # an IterableDataset with torch, a plain iterable without it
     from torch.utils.data import Dataset as _MapBase
@@ -187,14 +187,12 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
 
     def __iter__(self) -> Iterator[Sample]:
         info = _worker_info()
-        if info is None:  # this process delivers: keep the resume position
-            for p, s in self._walk(self._start(), 1, 0, 1):
-                self._delivered = p + 1
-                if s is not None:
-                    yield s
+        if info is None:  # this process delivers: it keeps the resume position
+            yield from self._walk(self._start(), 1, 0, 1, track=True)
             return
         # inside a plain DataLoader worker: interleaved batches; resume needs ShardLoader
-        for _, s in self._walk(self._delivered if self._delivered < len(self) else 0, info.num_workers, info.id, self.batch_size):
+        start = self._delivered if self._delivered < len(self) else 0
+        for _, s in self._walk(start, info.num_workers, info.id, self.batch_size):
             if s is not None:
                 yield s
 
@@ -231,15 +229,17 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
                 warnings.warn(f"{self.where}: skipping shard {row.id!r} ({row.samples} samples): {e}", stacklevel=3)
             return None
 
-    def _walk(self, start: int, workers: int, worker: int, batch: int) -> Iterator[tuple[int, Sample | None]]:
+    def _walk(self, start: int, workers: int, worker: int, batch: int, track: bool = False) -> Iterator[Any]:
         """(rank position, sample) from rank position ``start``; the sample is None where
-        its shard was shredded (skipped)."""
+        its shard was shredded (skipped). ``track``: samples only, skipped ones left out,
+        and the resume position kept up to date."""
         plan = self.plan()
         if start >= plan.per_rank:
             return
         ex = ThreadPoolExecutor(self.threads, thread_name_prefix="exashard-load")
+        pool = _BufferPool()
         readers: dict[int, tuple[int, ShardReader | None]] = {}  # slot -> (window, reader)
-        pending: deque[tuple[Block, list[tuple[int, int]], dict[int, Future[Any]], int]] = deque()
+        pending: deque[tuple[Block, list[tuple[int, int]], Any, dict[int, Future[Any]], int]] = deque()
         blocks = self._blocks(plan, start, workers, worker, batch, readers)
         in_flight = 0
         try:
@@ -249,24 +249,24 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
                     if nxt is None:
                         break
                     blk, pos = nxt
-                    locs = blk.locate()
+                    locs = None if blk.perm is None and len(blk.units) == 1 else blk.locate()
                     futs: dict[int, Future[Any]] = {}
                     size = 0
-                    for j, _ in pos:
-                        k = locs[j][0]
+                    for j, _ in pos if locs is not None else pos[:1]:
+                        k = locs[j][0] if locs is not None else 0
                         u = blk.units[k]
                         if k in futs or u.frame < 0:
                             continue
                         r = readers[u.slot][1]
                         assert r is not None
-                        futs[k] = ex.submit(r._load, u.frame)
+                        futs[k] = ex.submit(r._load, u.frame, pool)
                         size += r.layout.d_sizes[u.frame]
-                    pending.append((blk, [(p, *locs[j]) for j, p in pos], futs, size))
+                    pending.append((blk, pos, locs, futs, size))
                     in_flight += size
                 if not pending:
                     return
-                blk, todo, futs, size = pending.popleft()
-                yield from self._samples(blk, todo, futs, readers)
+                blk, pos, locs, futs, size = pending.popleft()
+                yield from self._samples(blk, pos, locs, futs, readers, pool, track)
                 in_flight -= size
                 del futs
                 done_window = plan.window_at(blk.gstart + len(blk) - 1) if len(blk) else -1
@@ -275,7 +275,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
                     if r is not None:
                         r.close()
         finally:
-            for _, _, futs, _ in pending:
+            for *_, futs, _ in pending:
                 for f in futs.values():
                     f.cancel()
             ex.shutdown(wait=True, cancel_futures=True)
@@ -308,26 +308,59 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
                     yield blk, pos
 
     def _samples(
-        self, blk: Block, todo: list[tuple[int, int, int]], futs: dict[int, Future[Any]],
-        readers: dict[int, tuple[int, ShardReader | None]],
-    ) -> Iterator[tuple[int, Sample | None]]:
-        getters: dict[int, Any] = {}
-        for p, k, i in todo:
-            u = blk.units[k]
-            if u.frame < 0:
-                self.skipped_samples += 1
-                yield p, None
-                continue
-            r = readers[u.slot][1]
-            assert r is not None
-            get = getters.get(k)
-            if get is None:
-                get = getters[k] = r._extract(futs[k].result(), r.layout.d_offsets[u.frame])
-            ix = r.index
-            d: Sample = {"__key__": r.keys()[i]}
-            for m in ix.members(i):
-                d[ix.exts[ix.member_ext[m]]] = get(ix.member_offset[m], ix.member_size[m])
-            yield p, d
+        self, blk: Block, pos: list[tuple[int, int]], locs: list[tuple[int, int]] | None, futs: dict[int, Future[Any]],
+        readers: dict[int, tuple[int, ShardReader | None]], pool: _BufferPool, track: bool,
+    ) -> Iterator[Any]:
+        """The block's samples at ``pos`` ((block position, rank position) pairs); ``locs``
+        maps block positions to (unit, sample), None for one unit in order."""
+        ctx: dict[int, tuple[Any, ...]] = {}
+        zero_copy = self.zero_copy
+        first = blk.units[0].start
+        try:
+            for j, p in pos:
+                k, i = (0, first + j) if locs is None else locs[j]
+                c = ctx.get(k)
+                if c is None:
+                    u = blk.units[k]
+                    if u.frame < 0:
+                        self.skipped_samples += 1
+                        if track:
+                            self._delivered = p + 1
+                        else:
+                            yield p, None
+                        continue
+                    r = readers[u.slot][1]
+                    assert r is not None
+                    ix = r.index
+                    content = futs[k].result()
+                    if isinstance(content, bytes):
+                        buf: Any = memoryview(content) if zero_copy else content
+                        cut = None
+                    else:
+                        blocks, buf = content
+                        cut = blocks.slice
+                    c = ctx[k] = (r.keys(), ix.sample_members, ix.exts, ix.member_ext, ix.member_offset, ix.member_size,
+                                  r.layout.d_offsets[u.frame], buf, cut)
+                keys, ends, exts, mext, moff, msz, base, buf, cut = c
+                d: Sample = {"__key__": keys[i]}
+                m, end = (ends[i - 1] if i else 0), ends[i]
+                while m < end:
+                    o = moff[m] - base
+                    if cut is None:
+                        d[exts[mext[m]]] = buf[o : o + msz[m]]
+                    else:
+                        v = cut(buf, o, msz[m])
+                        d[exts[mext[m]]] = v if zero_copy or type(v) is bytes else bytes(v)
+                    m += 1
+                if track:
+                    self._delivered = p + 1
+                    yield d
+                else:
+                    yield p, d
+        finally:
+            for c in ctx.values():
+                if c[8] is not None and isinstance(c[7], memoryview):
+                    pool.retire(c[7])  # recycled once no consumer view is left
 
     # -- random access -------------------------------------------------------------------
 

@@ -267,7 +267,11 @@ class ShardReader:
         return out
 
     def _load(self, i: int, pool: _BufferPool | None = None) -> bytes | tuple[RawBlocks, bytes | memoryview]:
-        return self._frame_content(self._read_frame(i, pool), i)
+        raw = self._read_frame(i, pool)
+        content = self._frame_content(raw, i)
+        if pool is not None and isinstance(content, bytes) and isinstance(raw, memoryview):
+            pool.retire(raw)  # decompressed into new bytes: the read buffer is free again
+        return content
 
     # -- samples -----------------------------------------------------------------
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import subprocess
-import sys
 import warnings
 from collections import Counter
 
@@ -338,29 +336,3 @@ def test_streams_from_s3(s3root):
     ds = exashard.ShardDataset(root, storage_options=so, shuffle=True, seed=5)
     got = _loader_keys(exashard.ShardLoader(ds, batch_size=8, num_workers=2))
     assert sorted(got) == keys and got == _keys(exashard.ShardDataset(root, storage_options=so, shuffle=True, seed=5))
-
-
-def test_works_without_torch(dataset):
-    """A plain iterable when torch is missing: same order, resume, in-process ShardLoader."""
-    out, _ = dataset
-    code = f"""
-import sys
-sys.modules["torch"] = None  # import torch -> ImportError
-import exashard
-ds = exashard.ShardDataset({out!r}, shuffle=True, seed=3)
-assert not any(c.__module__.startswith("torch") for c in type(ds).__mro__)
-keys = [s["__key__"] for s in ds]
-loader = exashard.ShardLoader(exashard.ShardDataset({out!r}, shuffle=True, seed=3), batch_size=5)
-assert [k for b in loader for k in b["__key__"]] == keys
-try:
-    exashard.ShardLoader(ds, batch_size=5, num_workers=2)
-except exashard.MissingDependencyError as e:
-    assert "torch" in str(e)
-else:
-    raise SystemExit("no error")
-print(len(keys), keys[0])
-"""
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    want = _keys(exashard.ShardDataset(out, shuffle=True, seed=3))
-    assert res.stdout.split() == [str(N), want[0]]
