@@ -46,6 +46,10 @@ class ShreddedError(KeyAccessError):
     """A shard's data key was shredded (a deletion request): its data can never be read again."""
 
 
+class LockedError(ExashardError, RuntimeError):
+    """Another run holds the dataset's run lock (or this run lost it); nothing was changed."""
+
+
 class QuarantineError(ExashardError, ValueError):
     """An input cannot pass the privacy stage safely (e.g. malformed media that cannot be
     stripped); the record is quarantined with this reason, never passed on."""

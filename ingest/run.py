@@ -24,6 +24,7 @@ from ..record import Sample
 from ..shards import storage
 from ..shards.manifest import Manifest
 from ..shards.writer import MiB, ShardInfo, ShardWriter
+from .ledger import Ledger, commit_meta
 from .plan import Task, plan
 from .sources import Source, Unit, read_unit, unit_ref
 
@@ -64,7 +65,7 @@ class RunReport:
     shards: int = 0
     bytes: int = 0
     excluded: int = 0
-    skipped_tasks: int = 0  # already committed by an earlier run over the same inputs
+    skipped_inputs: int = 0  # already in the dataset (the ledger): committed by an earlier run
     quarantined: list[Quarantined] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
     versions: list[int] = field(default_factory=list)
@@ -73,6 +74,43 @@ class RunReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def failpoint(name: str) -> None:
+    """Crash tests: ``EXASHARD_FAILPOINT=name[:n]`` kills this process with SIGKILL the
+    n-th time (default 1st) it reaches ``name``, as a power cut or ``kill -9`` would."""
+    spec = os.environ.get("EXASHARD_FAILPOINT")
+    if not spec:
+        return
+    want, _, nth = spec.partition(":")
+    if want != name:
+        return
+    _hits[name] = _hits.get(name, 0) + 1
+    if _hits[name] >= int(nth or 1):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_hits: dict[str, int] = {}
+
+
+def load_forget_list(m: Manifest) -> frozenset[str]:
+    """Every pseudonym of the dataset's deletion requests (``forget/*.json``)."""
+    try:
+        names = m.fs.ls(m._path("forget"), detail=False)
+    except FileNotFoundError:
+        return frozenset()
+    out: set[str] = set()
+    for n in names:
+        base = n.rstrip("/").rsplit("/", 1)[-1]
+        if base.endswith(".json") and not base.startswith("."):
+            doc = m._read_doc(f"forget/{base}")
+            items = doc.get("pseudonyms") if isinstance(doc, dict) else None
+            if not isinstance(items, list):
+                raise ConfigError(f"{m.where}/forget/{base}: not a forget list")
+            out.update(str(x) for x in items)
+    return frozenset(out)
 
 
 # -- keys for tasks ---------------------------------------------------------------------
@@ -146,9 +184,11 @@ def run_task(
     stage = PrivacyStage(policy, pseudonyms=Pseudonymizer(secret, dataset_id), forget=forget)
     res = TaskResult(task.id)
     stats: Counter[str] = Counter()
+    subject_field = None if policy.subject is None else ".".join([policy.subject[0], *policy.subject[1]])
     writer = ShardWriter(
         out, name=task.id, commit=False, encrypt=encrypt, target_size=shard_size,
         keyring=keyring if data_keys is None else None, data_keys=data_keys, storage_options=storage_options,
+        subject_field=subject_field,
     )
     reader = Reader(source_options)
     with writer:
@@ -238,12 +278,17 @@ def ingest(
     strict: bool = False,
     progress: bool | None = None,
     forget: Iterable[str] = (),
+    lock: Any = None,
 ) -> RunReport:
     """Ingest raw inputs into committed, private, (by default) encrypted shards at ``out``.
 
     ``policy`` is a path, a ``Policy`` or None (the built-in default). ``client`` is a
     ``distributed.Client``; else ``scheduler`` (an address) is connected to; else a
     ``LocalCluster`` of ``workers`` processes is started. Returns the ``RunReport``.
+
+    Inputs the dataset's ledger already holds are skipped, so a rerun does only what is
+    new. Subjects on the dataset's forget list (and ``forget``, pseudonyms) are excluded.
+    ``lock`` (a held ``RunLock``) is checked before every commit.
     """
     from ..privacy.policy import Policy, default_policy, load_policy
 
@@ -279,25 +324,30 @@ def ingest(
     try:
         from distributed import as_completed
 
-        tasks = plan(_units(srcs), max_bytes=task_bytes)
+        ledger = Ledger(m, secret)
+        ledger.load(merge=lock is not None)
+
+        def new_units() -> Iterator[Unit]:
+            for u in _units(srcs):
+                if ledger.digest(u.identity) in ledger:
+                    report.skipped_inputs += 1
+                else:
+                    yield u
+
+        tasks = plan(new_units(), max_bytes=task_bytes)
         pending = as_completed()
+        by_key: dict[str, Task] = {}
         inflight = 0
         planned = 0
         done = 0
         exhausted = False
-        forget_set = frozenset(forget)
-        # task ids hash their inputs, and shard ids start with the task id: a task whose
-        # shards are committed already was done by an earlier run over the same inputs
-        committed = {sid.rsplit("-", 1)[0] for sid in m.read().shards}
+        forget_set = frozenset(forget) | load_forget_list(m)
         while True:
             while not exhausted and inflight < window:
                 task = next(tasks, None)
                 if task is None:
                     exhausted = True
                     break
-                if task.id in committed:
-                    report.skipped_tasks += 1
-                    continue
                 planned += 1
                 data_keys = None
                 if encrypt and not kms:  # local keyring: the driver makes the task's data keys
@@ -317,17 +367,24 @@ def ingest(
                     key=f"exashard-ingest-{task.id}", retries=2, pure=False,
                 )
                 pending.add(fut)
+                by_key[fut.key] = task
                 inflight += 1
             if inflight == 0:
                 break
             fut = next(pending)
             inflight -= 1
             res: TaskResult = fut.result()
+            task = by_key.pop(fut.key)
             done += 1
             _merge(report, res)
-            if res.shards:
-                rows = [ShardInfo.from_dict(d, "task result") for d in res.shards]
-                report.versions.append(m.commit(add=rows, operation="ingest", meta={"task": res.task}))
+            if lock is not None:
+                lock.check()
+            failpoint("ingest.before-commit")
+            # shards and the ledger entries of their inputs become visible in one commit
+            rows = [ShardInfo.from_dict(d, "task result") for d in res.shards]
+            meta = commit_meta(task.id, [ledger.digest(u.identity) for u in task.units])
+            report.versions.append(m.commit(add=rows, operation="ingest", meta=meta))
+            failpoint("ingest.after-commit")
             prog.update(report, done, planned if exhausted else None)
         report.tasks = done
         prog.update(report, done, planned, force=True)

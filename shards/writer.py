@@ -273,7 +273,7 @@ class _Open:
     shard_id: str
     rel: str
     encryption: dict[str, Any] | None
-    subjects: set[str] = field(default_factory=set)
+    subjects: dict[str, list[str]] = field(default_factory=dict)  # pseudonym -> sample keys
     stats: dict[str, int] = field(default_factory=dict)
 
 
@@ -315,6 +315,7 @@ class ShardWriter:
         storage_options: dict[str, Any] | None = None,
         fs: Any = None,
         clock: Callable[[], str] = utc_now,
+        subject_field: str | None = None,
     ) -> None:
         if not isinstance(target_size, int) or target_size <= 0:
             raise ConfigError(f"target_size must be a positive int, got {target_size!r}")
@@ -336,6 +337,7 @@ class ShardWriter:
         self.prefix = name or _random_name()
         self.commit_on_close = commit
         self.clock = clock
+        self.subject_field = subject_field  # the policy field the pseudonyms came from (for deletion requests)
         self.storage_options = storage_options
         self.encrypt = encrypt
         self.keyring: Any = None
@@ -389,7 +391,7 @@ class ShardWriter:
             cur = self._open_shard()
         cur.writer.add(key, items)
         if subject is not None:
-            cur.subjects.add(subject)
+            cur.subjects.setdefault(subject, []).append(key)
         if stats:
             for k, v in stats.items():
                 cur.stats[k] = cur.stats.get(k, 0) + v
@@ -443,7 +445,10 @@ class ShardWriter:
             extra["privacy"] = {"stats": dict(sorted(cur.stats.items())), "subjects": len(cur.subjects)}
         if cur.subjects:  # side table: which subject pseudonyms this shard holds (for deletion requests)
             rel = f"subjects/{cur.shard_id}.json"
-            doc = {"format": "exashard-subjects", "version": 1, "shard": cur.shard_id, "pseudonyms": sorted(cur.subjects)}
+            doc = {
+                "format": "exashard-subjects", "version": 1, "shard": cur.shard_id, "field": self.subject_field,
+                "pseudonyms": sorted(cur.subjects), "samples": {p: cur.subjects[p] for p in sorted(cur.subjects)},
+            }
             storage.atomic_write(self.fs, storage.join(self.root, rel), json.dumps(doc).encode())
             extra["privacy"]["subjects_ref"] = rel
         self.shards.append(

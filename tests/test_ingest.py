@@ -58,7 +58,7 @@ def test_example_folder_local(tmp_path, local_client):
     assert sum(r["extra"]["privacy"]["subjects"] for r in rows) == 6
     # a rerun over the same inputs does nothing
     again = exashard.ingest(str(EXAMPLES / "raw"), str(out), policy=str(EXAMPLES / "policy.toml"), client=local_client)
-    assert again.samples == 0 and again.skipped_tasks >= 1 and inspect(str(out))["samples"] == 6
+    assert again.samples == 0 and again.skipped_inputs >= 1 and inspect(str(out))["samples"] == 6
 
 
 def test_rerun_plans_the_same_tasks(tmp_path):
