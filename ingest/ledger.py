@@ -29,12 +29,14 @@ def input_digest(secret: bytes, identity: str) -> str:
 
 
 class Ledger:
-    def __init__(self, manifest: Manifest, secret: bytes) -> None:
+    def __init__(self, manifest: Manifest, secret: bytes = b"") -> None:
         self.m = manifest
         self.secret = secret
         self.seen: set[str] = set()
 
     def digest(self, identity: str) -> str:
+        if len(self.secret) < 32:
+            raise ValueError("the ledger needs the dataset's pseudonym key to name inputs")
         return input_digest(self.secret, identity)
 
     def __contains__(self, digest: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import sys
@@ -309,6 +310,22 @@ def ingest(
     kr = resolve_keyring(keyring, create=keyring is None)
     secret = pseudonym_master(kr, fs, root, dataset_id)  # keys and pseudonyms need it even unencrypted
     report = RunReport(storage.display(fs, root), dataset_id, pol.describe(), encrypt)
+    ledger = Ledger(m, secret)
+    ledger.load(merge=lock is not None)
+
+    def new_units() -> Iterator[Unit]:
+        for u in _units(srcs):
+            if ledger.digest(u.identity) in ledger:
+                report.skipped_inputs += 1
+            else:
+                yield u
+
+    tasks = plan(new_units(), max_bytes=task_bytes)
+    first = next(tasks, None)
+    if first is None:  # nothing new: no cluster, no commit
+        report.seconds = time.monotonic() - t0
+        return report
+    tasks = itertools.chain([first], tasks)
     own_cluster = own_client = None
     if client is None:
         from distributed import Client, LocalCluster
@@ -323,16 +340,6 @@ def ingest(
     kms = not hasattr(kr, "hmac_key")  # KMS: workers get data keys from KMS, not from the driver
     try:
         from distributed import as_completed
-
-        ledger = Ledger(m, secret)
-        ledger.load(merge=lock is not None)
-
-        def new_units() -> Iterator[Unit]:
-            for u in _units(srcs):
-                if ledger.digest(u.identity) in ledger:
-                    report.skipped_inputs += 1
-                else:
-                    yield u
 
         tasks = plan(new_units(), max_bytes=task_bytes)
         pending = as_completed()

@@ -191,7 +191,10 @@ class Manifest:
             doc = self._read_doc(rel)
             if doc is None:
                 if version is not None:
-                    raise NotFoundError(f"{self.where}: manifest version {version} does not exist (latest is {snap.version})")
+                    raise NotFoundError(
+                        f"{self.where}: manifest version {version} does not exist"
+                        + (f" (latest is {snap.version})" if snap.version else " (or retention removed it)")
+                    )
                 break
             self._apply(snap, doc, rel)
         return snap
@@ -306,6 +309,7 @@ class Manifest:
 def open_manifest(dataset: str, storage_options: dict[str, Any] | None = None, fs: Any = None) -> Manifest:
     """A ``Manifest`` for an existing dataset; ``NotFoundError`` if there is none."""
     m = Manifest(dataset, storage_options=storage_options, fs=fs)
-    if not m.fs.exists(m._path(commit_name(1))):
+    # after retention (vacuum) the oldest commits are gone and a checkpoint stands in for them
+    if not m.fs.exists(m._path(commit_name(1))) and not m.fs.exists(m._path("manifest/_last_checkpoint.json")):
         raise NotFoundError(f"{m.where}: not an exashard dataset (no manifest/v{1:0{_WIDTH}d}.json)")
     return m
