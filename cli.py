@@ -322,5 +322,108 @@ def keys_export(keyring: str | None, out: str) -> None:
     click.echo(f"wrote backup of keyring {kr.id} to {kr.export(out)}; it opens every dataset this keyring opens: keep it as safe as the keyring, and destroy it after a shred")
 
 
+
+@main.command()
+@click.argument("config", metavar="CONFIG")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
+def run(config: str, progress: bool | None, as_json: bool) -> None:
+    """One scheduled, incremental, locked run of the pipeline file CONFIG.
+
+    Processes only inputs the dataset does not hold yet, commits them, applies retention
+    and writes a run record under DST/runs/. Exit codes: 0 done (also when nothing was
+    new); 1 done but inputs were quarantined and the pipeline sets strict; 2 bad pipeline
+    file or arguments (nothing was done); 3 the run failed (recorded; the next run
+    resumes); 4 another run holds the dataset's lock (nothing was done).
+    """
+    from .errors import LockedError
+    from .ingest.ops import EXIT_LOCKED, run_pipeline
+    from .ingest.pipeline import load_pipeline
+
+    p = load_pipeline(config)
+    try:
+        rec = run_pipeline(p, progress=sys.stderr.isatty() if progress is None else progress)
+    except LockedError as e:
+        click.echo(f"exashard: locked: {e}", err=True)
+        sys.exit(EXIT_LOCKED)
+    except ExashardError:
+        raise
+    except Exception as e:
+        if click.get_current_context().find_root().obj.get("debug"):
+            raise
+        click.echo(f"exashard: run failed: {e.__class__.__name__}: {e} (recorded under runs/; rerun to resume)", err=True)
+        sys.exit(3)
+    if as_json:
+        click.echo(json.dumps(rec.to_dict(), indent=2, sort_keys=True, default=str))
+    else:
+        what = f"{rec.samples} samples from {rec.new_inputs} new inputs into {rec.shards} shards" if rec.new_inputs else "nothing new"
+        click.echo(f"run {rec.run_id} of {rec.pipeline}: {what}; {rec.skipped_inputs} inputs already held; "
+                   f"{rec.quarantined} quarantined; {rec.swept_files} orphaned files swept at {rec.dataset}")
+    if rec.exit_code:
+        sys.exit(rec.exit_code)
+
+
+@main.command()
+@click.argument("dataset", metavar="DST")
+@click.option("--ids", "ids_file", required=True, metavar="FILE", help="Raw subject ids, one per line ('#' comments).")
+@click.option("--field", "field_name", metavar="FIELD", default=None,
+              help="Subject field (e.g. json.user_id); default: the one recorded at ingest.")
+@keyring_opts
+@storage_opt
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def forget(dataset: str, ids_file: str, field_name: str | None, keyring: str | None, kms: str | None,
+           storage_options: str | None, as_json: bool) -> None:
+    """Deletion request: remove every sample of the subjects in --ids from DST, for good.
+
+    Rewrites the affected shards without them, shreds the old shards' keys, commits a
+    new version, adds the subjects to the forget list every later ingest applies, and
+    appends an audit record (no raw ids). Exit 4 if another run holds the lock.
+    """
+    from .errors import LockedError
+    from .ingest.forget import forget as do_forget
+    from .ingest.ops import EXIT_LOCKED
+
+    try:
+        rep = do_forget(dataset, ids_file, keyring=_keyring(keyring, kms), field_name=field_name,
+                        storage_options=_storage_options(storage_options))
+    except LockedError as e:
+        click.echo(f"exashard: locked: {e}", err=True)
+        sys.exit(EXIT_LOCKED)
+    if as_json:
+        click.echo(json.dumps(rep.to_dict(), indent=2, sort_keys=True))
+        return
+    click.echo(f"forget {rep.request}: {rep.matched} of {rep.ids} ids matched; {rep.samples_removed} samples removed "
+               f"from {len(rep.shards_rewritten)} shards; {len(rep.shredded)} shard keys shredded; "
+               f"version {rep.version if rep.version is not None else '(unchanged)'}; audit {rep.audit}")
+    if rep.unmatched_lines:
+        shown = ", ".join(map(str, rep.unmatched_lines[:20])) + (" ..." if len(rep.unmatched_lines) > 20 else "")
+        click.echo(f"ids that matched nothing (lines of {ids_file}): {shown}; they are on the forget list all the same")
+
+
+@main.command()
+@click.argument("dataset", metavar="DST")
+@click.option("--keep", "keep", type=click.IntRange(min=1), default=None, help="Manifest versions to keep (default: all).")
+@click.option("--grace", "grace", default="1h", show_default=True, help="Only sweep unreferenced files older than this.")
+@storage_opt
+def vacuum(dataset: str, keep: int | None, grace: str, storage_options: str | None) -> None:
+    """Retention: drop manifest versions older than the last --keep, and sweep unreferenced
+    shard, key and subject files older than --grace. Exit 4 if another run holds the lock."""
+    from .errors import LockedError
+    from .ingest.ops import EXIT_LOCKED
+    from .ingest.ops import vacuum as do_vacuum
+    from .ingest.pipeline import parse_duration
+
+    g = parse_duration(grace)
+    if g is None:
+        raise click.BadParameter(f"{grace!r} is not a duration (e.g. 1h, 30m, 0)", param_hint="--grace")
+    try:
+        rep = do_vacuum(dataset, keep_versions=keep, grace=g, storage_options=_storage_options(storage_options))
+    except LockedError as e:
+        click.echo(f"exashard: locked: {e}", err=True)
+        sys.exit(EXIT_LOCKED)
+    click.echo(f"vacuum {rep.dataset}: removed {len(rep.versions_removed)} versions (now {rep.oldest_version}..{rep.latest_version}), "
+               f"{rep.files_removed} files, {rep.bytes_freed} bytes")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -72,7 +72,7 @@ def _subject_tables(m: Manifest, rows: list[ShardInfo]) -> dict[str, dict[str, A
         ref = (row.extra.get("privacy") or {}).get("subjects_ref")
         if not ref:
             continue
-        doc = m._read_doc(ref)
+        doc = storage.read_json(m.fs, m._path(ref))
         if not isinstance(doc, dict) or doc.get("shard") != row.id:
             raise NotFoundError(f"{m.where}/{ref}: subject side table of shard {row.id!r} is missing or damaged")
         out[row.id] = doc
@@ -92,7 +92,7 @@ def _finish_pending(m: Manifest, dataset: str, keyring: Any, storage_options: di
     store = KeyStore(m.fs, m.root)
     for n in names:
         base = n.rstrip("/").rsplit("/", 1)[-1]
-        doc = m._read_doc(f"forget/pending/{base}")
+        doc = storage.read_json(m.fs, m._path(f"forget/pending/{base}"))
         if not isinstance(doc, dict):
             continue
         latest = m.read()

@@ -55,7 +55,7 @@ class Ledger:
         return sorted(out)
 
     def _state(self) -> int:
-        doc = self.m._read_doc(STATE)
+        doc = storage.read_json(self.m.fs, self.m._path(STATE))
         v = doc.get("version") if isinstance(doc, dict) else None
         return v if isinstance(v, int) and v >= 0 else 0
 
@@ -94,7 +94,7 @@ class Ledger:
         return latest
 
     def _read_segment(self, name: str) -> list[str]:
-        doc = self.m._read_doc(f"ledger/{name}")
+        doc = storage.read_json(self.m.fs, self.m._path(f"ledger/{name}"))
         inputs = doc.get("inputs") if isinstance(doc, dict) else None
         if not isinstance(inputs, list):
             raise IntegrityError(f"{self.m.where}/ledger/{name}: not a ledger segment")

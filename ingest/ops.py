@@ -180,7 +180,7 @@ def run_pipeline(config: str | Pipeline, *, client: Any = None, progress: bool |
             rec.swept_files, _ = sweep(m, grace=p.grace, oldest=oldest_version(m), latest=latest) if latest else (0, 0)
             report = ingest(
                 p.sources, p.output, policy=p.policy, keyring=p.keyring, encrypt=p.encrypt, client=client,
-                scheduler=p.scheduler, workers=p.workers, shard_size=p.shard_size, storage_options=p.storage_options,
+                scheduler=p.scheduler, workers=p.workers, shard_size=p.shard_size, task_bytes=p.task_size, storage_options=p.storage_options,
                 source_options=p.source_options, strict=p.strict, progress=progress, lock=lock,
             )
             rec.new_inputs, rec.skipped_inputs = report.inputs, report.skipped_inputs

@@ -19,7 +19,7 @@ from ..privacy.policy import _line_of
 DEFAULT_LEASE = 300.0
 DEFAULT_GRACE = 3600.0
 
-_TOP = {"name", "sources", "output", "policy", "keyring", "kms", "encrypt", "shard_size", "schedule", "strict",
+_TOP = {"name", "sources", "output", "policy", "keyring", "kms", "encrypt", "shard_size", "task_size", "schedule", "strict",
         "cluster", "storage", "source_storage", "retention", "lock"}
 _TABLES = {"cluster": {"workers", "scheduler"}, "retention": {"keep_versions", "grace"}, "lock": {"lease"}}
 _SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1 << 10, "k": 1 << 10, "mb": 1000**2, "mib": 1 << 20, "m": 1 << 20,
@@ -37,6 +37,7 @@ class Pipeline:
     keyring: str | None = None
     encrypt: bool = True
     shard_size: int = 256 << 20
+    task_size: int = 128 << 20  # input bytes per Dask task (one commit each)
     schedule: str | None = None
     strict: bool = False
     workers: int | None = None
@@ -189,6 +190,11 @@ def load_pipeline(path: str) -> Pipeline:
         if size is None or size < 1 << 20:
             raise ctx.err(None, "shard_size", f"{doc['shard_size']!r} is not a size of at least 1 MiB (e.g. \"256MiB\")")
         p.shard_size = size
+    if "task_size" in doc:
+        size = parse_size(doc["task_size"])
+        if size is None:
+            raise ctx.err(None, "task_size", f"{doc['task_size']!r} is not a size (e.g. \"128MiB\")")
+        p.task_size = size
     if doc.get("schedule"):
         problem = check_cron(doc["schedule"])
         if problem:

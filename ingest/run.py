@@ -106,7 +106,7 @@ def load_forget_list(m: Manifest) -> frozenset[str]:
     for n in names:
         base = n.rstrip("/").rsplit("/", 1)[-1]
         if base.endswith(".json") and not base.startswith("."):
-            doc = m._read_doc(f"forget/{base}")
+            doc = storage.read_json(m.fs, m._path(f"forget/{base}"))
             items = doc.get("pseudonyms") if isinstance(doc, dict) else None
             if not isinstance(items, list):
                 raise ConfigError(f"{m.where}/forget/{base}: not a forget list")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from ..errors import ConfigError, MissingDependencyError, ShreddedError
+from ..errors import ConfigError, MissingDependencyError, NotFoundError, ShreddedError
 from .cache import ShardCache
 from .manifest import Manifest, open_manifest
 from .ops import open_shard
@@ -213,13 +213,15 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
         return self._keys
 
     def _open(self, row: Any, **kwargs: Any) -> ShardReader | None:
-        """A reader for ``row``; None (warned and counted) if its key was shredded."""
+        """A reader for ``row``; None (warned and counted) if a deletion request removed it:
+        its key shredded, or its file deleted."""
         m = self._storage()
-        src = self._cache.source(m.fs, m.root, self.dataset_id or "", row) if self._cache is not None else None
+        src = None
         try:
+            src = self._cache.source(m.fs, m.root, self.dataset_id or "", row) if self._cache is not None else None
             return open_shard(m, row, dataset_id=self.dataset_id, keys=self._shard_keys() if row.encryption else None,
                               source=src, **kwargs)
-        except ShreddedError as e:
+        except (ShreddedError, NotFoundError) as e:
             if src is not None:
                 src.close()
             if self.on_shredded == "raise":

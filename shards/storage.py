@@ -7,6 +7,7 @@ here is global. Local files get the fast path (``os.pread``, ``fsync``, ``link``
 from __future__ import annotations
 
 import errno
+import json
 import os
 import threading
 import uuid
@@ -15,7 +16,7 @@ from typing import Any, Protocol
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from ..errors import ConfigError, NotFoundError, VersionConflict
+from ..errors import ConfigError, IntegrityError, NotFoundError, VersionConflict
 
 
 def resolve(url: str, storage_options: dict[str, Any] | None = None, fs: Any = None) -> tuple[Any, str]:
@@ -181,6 +182,18 @@ def read_bytes(fs: Any, path: str) -> bytes:
         return fs.cat_file(path)
     except FileNotFoundError:
         raise NotFoundError(f"{display(fs, path)}: not found") from None
+
+
+def read_json(fs: Any, path: str) -> Any:
+    """A small JSON document, or None if there is none; ``IntegrityError`` if it is not JSON."""
+    try:
+        data = fs.cat_file(path)
+    except FileNotFoundError:
+        return None
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, ValueError):
+        raise IntegrityError(f"{display(fs, path)}: not valid JSON") from None
 
 
 def exists(fs: Any, path: str) -> bool:
