@@ -305,7 +305,7 @@ def test_cache_holds_ciphertext_and_serves_later_epochs(memfs, tmp_path):
         fs.rm(f"{root}/{row.path}")
     ds.set_epoch(1)
     assert _keys(ds) == keys
-    small = exashard.ShardDataset(root, cache_dir=str(tmp_path / "c2"), cache_limit=1)
+    small = exashard.ShardDataset(root, cache_dir=str(tmp_path / "c2"), cache_limit=1, on_shredded="raise")
     with pytest.raises(exashard.NotFoundError):
         list(small)  # nothing cached there, and the shards are gone
 

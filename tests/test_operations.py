@@ -218,6 +218,30 @@ def test_lock_on_s3(s3root):
     assert not fs.exists(f"{root}/locks/run.json")
 
 
+@pytest.mark.s3
+def test_run_on_s3_locked_then_incremental(s3root, raw, clean, tmp_path):
+    root_url, so = s3root
+    ck = so["client_kwargs"]
+    cfg = tmp_path / "s3.toml"
+    cfg.write_text(
+        f'sources = ["{raw}"]\noutput = "{root_url}"\npolicy = "{EXAMPLES / "policy.toml"}"\ntask_size = "40KiB"\n'
+        f'[cluster]\nworkers = 1\n[storage]\nkey = "{so["key"]}"\nsecret = "{so["secret"]}"\n'
+        f'[storage.client_kwargs]\nendpoint_url = "{ck["endpoint_url"]}"\nregion_name = "{ck["region_name"]}"\n'
+    )
+    fs, root = storage.resolve(root_url, so)
+    with RunLock(fs, root, "run", lease=60):
+        res = run_cli("run", str(cfg))
+        assert res.returncode == 4 and "nothing was done" in res.stderr
+        assert fs.ls(root, detail=False) == [f"{root}/locks"]
+    res = run_cli("run", str(cfg))
+    assert res.returncode == 0, res.stderr
+    res = run_cli("run", str(cfg), "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["new_inputs"] == 0
+    got = Counter((s["__key__"], ",".join(sorted(k for k in s if k != "__key__")))
+                  for s in iter_dataset(root_url, storage_options=so))
+    assert got == clean
+
+
 # -- crash safety ---------------------------------------------------------------------------
 
 
