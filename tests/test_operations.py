@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -320,6 +321,8 @@ def test_forget_removes_a_subject_everywhere_and_for_good(tmp_path):
     assert run_cli("run", str(cfg)).returncode == 0
     before = open_manifest(str(out)).read()
     everything = content(out)
+    digests = {s["__key__"]: hashlib.sha256(b"".join(s[k] for k in sorted(s) if k != "__key__")).hexdigest()
+               for s in iter_dataset(str(out))}
     ids = tmp_path / "ids.txt"
     ids.write_text("# deletion requests\nuser-3\n\n  user-5  \nnobody-at-all\n")
     res = run_cli("forget", str(out), "--ids", str(ids), "--json")
@@ -332,6 +335,11 @@ def test_forget_removes_a_subject_everywhere_and_for_good(tmp_path):
     # the samples gone are exactly those of users 3 and 5: their source files p{i}, i % 7 in (3, 5)
     gone = set(everything) - set(after)
     assert len(gone) == 6
+    kept = {s["__key__"]: hashlib.sha256(b"".join(s[k] for k in sorted(s) if k != "__key__")).hexdigest()
+            for s in iter_dataset(str(out))}
+    assert kept == {k: d for k, d in digests.items() if (k, "jpg,json,txt") not in gone}  # every other sample intact
+    subjects = {json.loads(s["json"])["user_id"] for s in iter_dataset(str(out))}
+    assert len(subjects) == USERS - 2  # pseudonyms of the 5 remaining users
     # not readable through the old version either: its shards' keys are shredded
     changed = [sid for sid in rep["shards_rewritten"]]
     old_rows = [before.shards[s] for s in changed]
