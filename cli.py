@@ -1,8 +1,9 @@
 """The ``exashard`` command: a thin layer over the Python API.
 
 Exit codes: 0 success; 1 the command ran and found a problem (``verify`` found a bad
-shard); 2 bad input (arguments, URLs, missing datasets, malformed files): one line on
-stderr, no traceback unless ``--debug``.
+shard); 2 bad input (arguments, URLs, missing datasets, malformed files); 3 the command
+failed for another reason (storage outage, a bug); 4 another run holds the dataset's
+lock. Every error is one line on stderr, no traceback unless ``--debug``.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import click
 
 from .errors import ExashardError
 
-EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 
 
 class _Group(click.Group):
-    """Turns ``ExashardError``s into one-line messages with exit code 2."""
+    """Every error is one line on stderr: bad input (``ExashardError``, usage errors) exits 2;
+    anything unexpected exits 3. ``--debug`` shows the traceback instead."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -27,8 +29,36 @@ class _Group(click.Group):
         except ExashardError as e:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"exashard: error: {e}", err=True)
+            click.echo(f"exashard: error: {_one_line(str(e))}", err=True)
             ctx.exit(EXIT_USAGE)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as e:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"exashard: error: {e.__class__.__name__}: {_one_line(str(e))} (exashard --debug ... shows the traceback)", err=True)
+            ctx.exit(EXIT_FAILED)
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as e:  # click would print usage, a blank line and the error: keep one line
+            path = e.ctx.command_path if e.ctx is not None else "exashard"
+            click.echo(f"{path}: error: {_one_line(e.format_message())} (see '{path} --help')", err=True)
+            sys.exit(EXIT_USAGE)
+        except click.ClickException as e:
+            click.echo(f"exashard: error: {_one_line(e.format_message())}", err=True)
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("exashard: aborted", err=True)
+            sys.exit(EXIT_PROBLEM)
+        sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _storage_options(raw: str | None) -> dict[str, Any] | None:
@@ -58,6 +88,8 @@ def keyring_opts(f: Any) -> Any:
 def _keyring(keyring: str | None, kms: str | None) -> str | None:
     if keyring and kms:
         raise click.UsageError("give --keyring or --kms, not both")
+    if kms is not None and not kms.startswith("kms://"):
+        raise click.BadParameter(f"{kms!r} is not a kms:// URI (kms://<key-id>?region=...)", param_hint="--kms")
     return kms or keyring
 
 
