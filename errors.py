@@ -46,6 +46,10 @@ class ShreddedError(KeyAccessError):
     """A shard's data key was shredded (a deletion request): its data can never be read again."""
 
 
+class StorageError(ExashardError, OSError):
+    """Storage stayed unreachable through every retry (outage, network); names what was read."""
+
+
 class LockedError(ExashardError, RuntimeError):
     """Another run holds the dataset's run lock (or this run lost it); nothing was changed."""
 

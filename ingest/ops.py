@@ -206,5 +206,9 @@ def run_pipeline(config: str | Pipeline, *, client: Any = None, progress: bool |
                 if rec.status == "ok":
                     raise
     finally:
-        lock.release()
+        try:
+            lock.release()
+        except Exception:  # storage down: the lease (or the dead pid) frees it for the next run
+            if rec.status == "ok":
+                raise
     return rec

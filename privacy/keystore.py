@@ -42,7 +42,7 @@ class KeyStore:
         """(wrapped key, keyring id) for a shard; ``KeyAccessError`` if it was shredded or is missing."""
         where = f"{self.where}/{key_path(shard_id)}"
         try:
-            doc = json.loads(self.fs.cat_file(self._path(shard_id)))
+            doc = json.loads(storage.retrying(lambda: self.fs.cat_file(self._path(shard_id)), where))
         except FileNotFoundError:
             raise ShreddedError(
                 f"shard {shard_id!r} of {self.where} has no data key in the key store: it was shredded "

@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from ..errors import ConfigError, MissingDependencyError, NotFoundError, ShreddedError
+from . import storage
 from .cache import ShardCache
 from .manifest import Manifest, open_manifest
 from .ops import open_shard
@@ -68,7 +69,9 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
     DataLoader's batch size, or ``ShardLoader``, which sets it). ``prefetch``: bytes of
     decoded frames read ahead by ``threads`` threads. ``cache_dir``: a local copy of
     stored (still encrypted) shard bytes. ``on_shredded``: ``"skip"`` (warn and count)
-    or ``"raise"`` for a shard whose key a deletion request shredded.
+    or ``"raise"`` for a shard whose key a deletion request shredded. Remote reads are
+    retried through outages for ``retry_seconds``, then raise ``StorageError``; the
+    resume state stays exact, so a job restarted later continues where it stopped.
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
         cache_dir: str | None = None,
         cache_limit: int | None = None,
         on_shredded: str = "skip",
+        retry_seconds: float = 60.0,
     ) -> None:
         for name, value, low in (("window", window, 1), ("block", block, 1), ("batch_size", batch_size, 1),
                                  ("prefetch", prefetch, 0), ("threads", threads, 1), ("epoch", epoch, 0)):
@@ -105,6 +109,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
         self.shuffle, self.seed, self.epoch, self.window, self.block = bool(shuffle), seed, epoch, window, block
         self.batch_size, self.zero_copy, self.prefetch, self.threads = batch_size, zero_copy, prefetch, threads
         self.on_shredded = on_shredded
+        self.retry_seconds = float(retry_seconds)
         self._keyring = keyring
         self._url, self._storage_options = dataset, storage_options
         self._manifest = open_manifest(dataset, storage_options)
@@ -218,7 +223,10 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
         m = self._storage()
         src = None
         try:
-            src = self._cache.source(m.fs, m.root, self.dataset_id or "", row) if self._cache is not None else None
+            if self._cache is not None:
+                src = self._cache.source(m.fs, m.root, self.dataset_id or "", row)
+            elif not storage.is_local(m.fs):
+                src = storage.open_source(m.fs, storage.join(m.root, row.path), size=row.bytes, retry=self.retry_seconds)
             return open_shard(m, row, dataset_id=self.dataset_id, keys=self._shard_keys() if row.encryption else None,
                               source=src, **kwargs)
         except (ShreddedError, NotFoundError) as e:

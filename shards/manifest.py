@@ -63,11 +63,38 @@ def _parse_json(data: bytes, where: str) -> dict[str, Any]:
         doc = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise IntegrityError(f"{where}: not valid JSON ({e.msg if hasattr(e, 'msg') else e})") from None
+    except (ValueError, RecursionError):  # a number past int()'s digit limit, nesting past the recursion limit
+        raise IntegrityError(f"{where}: not valid JSON (a number too long or nesting too deep)") from None
     if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
         raise IntegrityError(f"{where}: not an exashard manifest file")
     if doc.get("format_version") != MANIFEST_VERSION:
         raise IntegrityError(f"{where}: manifest format version {doc.get('format_version')!r} is not supported")
     return doc
+
+
+def _list(doc: dict[str, Any], key: str, kind: type, where: str) -> list[Any]:
+    """``doc[key]`` (absent: empty), checked to be a list of ``kind``."""
+    value = doc.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, kind) for v in value):
+        raise IntegrityError(f"{where}: {key!r} is not a list of {'objects' if kind is dict else 'strings'}")
+    return value
+
+
+def _shard_row(row: dict[str, Any], where: str) -> ShardInfo:
+    """A shard row, with the fields readers use checked for type (numbers are checked by ``from_dict``)."""
+    info = ShardInfo.from_dict(row, where)
+    if not isinstance(info.checksum, str) or not isinstance(info.extra, dict) or not isinstance(info.created, str):
+        raise IntegrityError(f"{where}: shard {info.id!r} has a malformed checksum, created or extra field")
+    if info.encryption is not None and not isinstance(info.encryption, dict):
+        raise IntegrityError(f"{where}: shard {info.id!r} has a malformed encryption field")
+    return info
+
+
+def _dataset_id(doc: dict[str, Any], where: str) -> str | None:
+    ds = doc.get("dataset_id")
+    if ds is not None and not isinstance(ds, str):
+        raise IntegrityError(f"{where}: malformed dataset_id {ds!r}")
+    return ds
 
 
 class Manifest:
@@ -98,7 +125,7 @@ class Manifest:
 
     def _read_doc(self, rel: str) -> dict[str, Any] | None:
         try:
-            data = self.fs.cat_file(self._path(rel))
+            data = storage.retrying(lambda: self.fs.cat_file(self._path(rel)), f"{self.where}/{rel}")
         except FileNotFoundError:
             return None
         return _parse_json(data, f"{self.where}/{rel}")
@@ -122,7 +149,7 @@ class Manifest:
             except VersionConflict:
                 return self.dataset_id(create=False)
             return new
-        except ValueError:
+        except (ValueError, RecursionError):
             raise IntegrityError(f"{self.where}/manifest/_dataset.json: not valid JSON") from None
         ds = doc.get("dataset_id") if isinstance(doc, dict) else None
         if not isinstance(ds, str) or not ds:
@@ -135,7 +162,7 @@ class Manifest:
         doc = None
         try:
             doc = json.loads(self.fs.cat_file(self._path("manifest/_last_checkpoint.json")))
-        except (FileNotFoundError, ValueError, UnicodeDecodeError):
+        except (FileNotFoundError, ValueError, RecursionError):  # a hint: unreadable means absent
             return 0
         v = doc.get("version") if isinstance(doc, dict) else None
         return v if isinstance(v, int) and v > 0 else 0
@@ -149,25 +176,29 @@ class Manifest:
         if doc is None or doc.get("version") != version:
             return None
         where = f"{self.where}/{rel}"
-        snap = Snapshot(version, doc.get("dataset_id"), created=doc.get("created"))
-        for row in doc.get("shards", []):
-            info = ShardInfo.from_dict(row, where)
-            snap.shards[info.id] = info
+        try:
+            snap = Snapshot(version, _dataset_id(doc, where), created=doc.get("created"))
+            for row in _list(doc, "shards", dict, where):
+                info = _shard_row(row, where)
+                snap.shards[info.id] = info
+        except IntegrityError:
+            return None  # damaged rows: skipped like any damaged checkpoint
         return snap
 
     def _apply(self, snap: Snapshot, doc: dict[str, Any], rel: str) -> None:
         where = f"{self.where}/{rel}"
         if doc.get("version") != snap.version + 1:
             raise IntegrityError(f"{where}: records version {doc.get('version')!r}, expected {snap.version + 1}")
-        if snap.dataset_id is not None and doc.get("dataset_id") != snap.dataset_id:
-            raise IntegrityError(f"{where}: belongs to dataset {doc.get('dataset_id')!r}, not {snap.dataset_id!r}")
-        for shard_id in doc.get("remove", []):
+        dataset_id = _dataset_id(doc, where)
+        if snap.dataset_id is not None and dataset_id != snap.dataset_id:
+            raise IntegrityError(f"{where}: belongs to dataset {dataset_id!r}, not {snap.dataset_id!r}")
+        rows = [_shard_row(row, where) for row in _list(doc, "add", dict, where)]
+        for shard_id in _list(doc, "remove", str, where):
             snap.shards.pop(shard_id, None)
-        for row in doc.get("add", []):
-            info = ShardInfo.from_dict(row, where)
+        for info in rows:
             snap.shards[info.id] = info
         snap.version += 1
-        snap.dataset_id = doc.get("dataset_id")
+        snap.dataset_id = dataset_id
         snap.created = doc.get("created")
 
     def _base(self, at_most: int | None) -> Snapshot:

@@ -10,13 +10,17 @@ import errno
 import json
 import os
 import threading
+import time
 import uuid
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from ..errors import ConfigError, IntegrityError, NotFoundError, VersionConflict
+from ..errors import ConfigError, IntegrityError, NotFoundError, StorageError, VersionConflict
+
+T = TypeVar("T")
 
 
 def resolve(url: str, storage_options: dict[str, Any] | None = None, fs: Any = None) -> tuple[Any, str]:
@@ -106,15 +110,57 @@ class LocalSource:
             pass
 
 
-class FsspecSource:
-    """Ranged reads through any fsspec filesystem (one request per read)."""
+_TRANSIENT_NAMES = {
+    "EndpointConnectionError", "ConnectionClosedError", "ReadTimeoutError", "ConnectTimeoutError",
+    "ClientConnectorError", "ServerDisconnectedError", "ClientOSError", "FSTimeoutError",
+}
+_TRANSIENT_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ETIMEDOUT, errno.EPIPE, errno.EHOSTUNREACH}
+RETRY_SECONDS = 60.0
 
-    def __init__(self, fs: Any, path: str, size: int | None = None, name: str | None = None) -> None:
-        self.fs, self.path = fs, path
+
+def is_transient(e: BaseException) -> bool:
+    """A storage error worth retrying: connection refused/reset, timeouts, 5xx throttling."""
+    if isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
+        return False
+    if isinstance(e, (ConnectionError, TimeoutError)) or any(c.__name__ in _TRANSIENT_NAMES for c in type(e).__mro__):
+        return True
+    if isinstance(e, OSError) and e.errno in _TRANSIENT_ERRNOS:
+        return True
+    text = str(e)
+    return any(s in text for s in ("ServiceUnavailable", "SlowDown", "InternalError", "503", "502", "504"))
+
+
+def retrying(fn: Callable[[], T], what: str, deadline: float = RETRY_SECONDS) -> T:
+    """``fn()``, retried with backoff on transient storage errors for up to ``deadline``
+    seconds; then ``StorageError`` naming ``what``. Other errors pass through at once."""
+    t0 = time.monotonic()
+    tries, delay = 0, 0.2
+    while True:
+        tries += 1
+        try:
+            return fn()
+        except Exception as e:
+            if not is_transient(e):
+                raise
+            if time.monotonic() - t0 >= deadline:
+                raise StorageError(
+                    f"{what}: storage unreachable after {tries} tries in {time.monotonic() - t0:.0f}s "
+                    f"({e.__class__.__name__}: {' '.join(str(e).split())[:200]})"
+                ) from None
+            time.sleep(min(delay, max(0.0, deadline - (time.monotonic() - t0))))
+            delay = min(delay * 2, 5.0)
+
+
+class FsspecSource:
+    """Ranged reads through any fsspec filesystem (one request per read), retried through
+    transient outages for up to ``retry`` seconds."""
+
+    def __init__(self, fs: Any, path: str, size: int | None = None, name: str | None = None, retry: float = RETRY_SECONDS) -> None:
+        self.fs, self.path, self.retry = fs, path, retry
         self.name = name or display(fs, path)
         if size is None:
             try:
-                size = int(fs.size(path))
+                size = int(retrying(lambda: fs.size(path), f"{self.name}: size", retry))
             except FileNotFoundError:
                 raise NotFoundError(f"{self.name}: shard file not found") from None
         self.size = size
@@ -123,7 +169,8 @@ class FsspecSource:
         if length <= 0:
             return b""
         try:
-            return self.fs.cat_file(self.path, start=offset, end=offset + length)
+            return retrying(lambda: self.fs.cat_file(self.path, start=offset, end=offset + length),
+                            f"{self.name}: reading {length} bytes at offset {offset}", self.retry)
         except FileNotFoundError:
             raise NotFoundError(f"{self.name}: shard file not found") from None
 
@@ -131,10 +178,10 @@ class FsspecSource:
         pass
 
 
-def open_source(fs: Any, path: str, size: int | None = None) -> RangeSource:
+def open_source(fs: Any, path: str, size: int | None = None, retry: float = RETRY_SECONDS) -> RangeSource:
     if is_local(fs):
         return LocalSource(path, name=path)
-    return FsspecSource(fs, path, size=size)
+    return FsspecSource(fs, path, size=size, retry=retry)
 
 
 class Sink:
