@@ -371,7 +371,7 @@ def ingest(
                     storage_options=storage_options, source_options=source_options, policy=pol, secret=secret,
                     dataset_id=dataset_id, data_keys=data_keys, keyring=kr if kms else None, encrypt=encrypt,
                     shard_size=shard_size, forget=forget_set, clear_urls=pol.clear_urls,
-                    key=f"exashard-ingest-{task.id}", retries=2, pure=False,
+                    key=f"exashard-ingest-{dataset_id}-{task.id}", retries=2, pure=False,
                 )
                 pending.add(fut)
                 by_key[fut.key] = task

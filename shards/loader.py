@@ -10,6 +10,7 @@ thread slices samples out of them. See DESIGN.md (Loader) and README (Python API
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -71,7 +72,9 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
     stored (still encrypted) shard bytes. ``on_shredded``: ``"skip"`` (warn and count)
     or ``"raise"`` for a shard whose key a deletion request shredded. Remote reads are
     retried through outages for ``retry_seconds``, then raise ``StorageError``; the
-    resume state stays exact, so a job restarted later continues where it stopped.
+    resume state stays exact, so a job restarted later continues where it stopped. Open
+    shards are checked every ``revalidate`` seconds to still exist (key and file), so
+    a deletion request takes effect even on a shard this job is in the middle of.
     """
 
     def __init__(
@@ -96,6 +99,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
         cache_limit: int | None = None,
         on_shredded: str = "skip",
         retry_seconds: float = 60.0,
+        revalidate: float = 10.0,
     ) -> None:
         for name, value, low in (("window", window, 1), ("block", block, 1), ("batch_size", batch_size, 1),
                                  ("prefetch", prefetch, 0), ("threads", threads, 1), ("epoch", epoch, 0)):
@@ -110,6 +114,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
         self.batch_size, self.zero_copy, self.prefetch, self.threads = batch_size, zero_copy, prefetch, threads
         self.on_shredded = on_shredded
         self.retry_seconds = float(retry_seconds)
+        self.revalidate = float(revalidate)
         self._keyring = keyring
         self._url, self._storage_options = dataset, storage_options
         self._manifest = open_manifest(dataset, storage_options)
@@ -232,11 +237,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
         except (ShreddedError, NotFoundError) as e:
             if src is not None:
                 src.close()
-            if self.on_shredded == "raise":
-                raise
-            if row.id not in self.skipped_shards:
-                self.skipped_shards.add(row.id)
-                warnings.warn(f"{self.where}: skipping shard {row.id!r} ({row.samples} samples): {e}", stacklevel=3)
+            self._drop(row, e)
             return None
 
     def _walk(self, start: int, workers: int, worker: int, batch: int, track: bool = False) -> Iterator[Any]:
@@ -251,6 +252,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
         readers: dict[int, tuple[int, ShardReader | None]] = {}  # slot -> (window, reader)
         pending: deque[tuple[Block, list[tuple[int, int]], Any, dict[int, Future[Any]], int]] = deque()
         blocks = self._blocks(plan, start, workers, worker, batch, readers)
+        checked: dict[int, float] = {}  # slot -> when it was last found still present
         in_flight = 0
         try:
             while True:
@@ -268,7 +270,8 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
                         if k in futs or u.frame < 0:
                             continue
                         r = readers[u.slot][1]
-                        assert r is not None
+                        if r is None:  # removed by a deletion request since the window opened
+                            continue
                         futs[k] = ex.submit(r._load, u.frame, pool)
                         size += r.layout.d_sizes[u.frame]
                     pending.append((blk, pos, locs, futs, size))
@@ -276,7 +279,8 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
                 if not pending:
                     return
                 blk, pos, locs, futs, size = pending.popleft()
-                yield from self._samples(blk, pos, locs, futs, readers, pool, track)
+                self._revalidate(plan, blk, readers, checked)
+                yield from self._samples(blk, pos, locs, futs, readers, pool, track, plan.order)
                 in_flight -= size
                 del futs
                 done_window = plan.window_at(blk.gstart + len(blk) - 1) if len(blk) else -1
@@ -292,6 +296,35 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
             for _, r in readers.values():
                 if r is not None:
                     r.close()
+
+    def _drop(self, row: Any, why: Any) -> None:
+        if self.on_shredded == "raise":
+            raise why if isinstance(why, BaseException) else ShreddedError(f"{self.where}: shard {row.id!r} {why}")
+        if row.id not in self.skipped_shards:
+            self.skipped_shards.add(row.id)
+            warnings.warn(f"{self.where}: skipping shard {row.id!r} ({row.samples} samples): {why}", stacklevel=4)
+
+    def _revalidate(
+        self, plan: EpochPlan, blk: Block, readers: dict[int, tuple[int, ShardReader | None]], checked: dict[int, float],
+    ) -> None:
+        """Before serving a block: is each open shard still there (key in the key store, file
+        in place)? A shard a deletion request removed while it was open is dropped at once,
+        so deleted data is not served from keys or descriptors opened before the deletion.
+        Checked at most every ``revalidate`` seconds per shard."""
+        now = time.monotonic()
+        m = self._storage()
+        for slot in {u.slot for u in blk.units}:
+            w, r = readers.get(slot, (0, None))
+            if r is None or now - checked.get(slot, -1e18) < self.revalidate:
+                continue
+            checked[slot] = now
+            row = self.rows[plan.order[slot]]
+            path = storage.join(m.root, f"keys/{row.id}.json" if row.encryption else row.path)
+            if storage.retrying(lambda path=path: m.fs.exists(path), storage.display(m.fs, path), self.retry_seconds):
+                continue
+            readers[slot] = (w, None)
+            r.close()
+            self._drop(row, "removed by a deletion request while this job read it")
 
     def _blocks(
         self, plan: EpochPlan, start: int, workers: int, worker: int, batch: int,
@@ -319,7 +352,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
 
     def _samples(
         self, blk: Block, pos: list[tuple[int, int]], locs: list[tuple[int, int]] | None, futs: dict[int, Future[Any]],
-        readers: dict[int, tuple[int, ShardReader | None]], pool: _BufferPool, track: bool,
+        readers: dict[int, tuple[int, ShardReader | None]], pool: _BufferPool, track: bool, plan_order: list[int],
     ) -> Iterator[Any]:
         """The block's samples at ``pos`` ((block position, rank position) pairs); ``locs``
         maps block positions to (unit, sample), None for one unit in order."""
@@ -332,15 +365,21 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
                 c = ctx.get(k)
                 if c is None:
                     u = blk.units[k]
-                    if u.frame < 0:
+                    r = None if u.frame < 0 else readers[u.slot][1]
+                    if r is not None and k in futs:
+                        try:
+                            futs[k].result()
+                        except (ShreddedError, NotFoundError) as e:  # deleted under us (remote file gone)
+                            self._drop(self.rows[plan_order[u.slot]], e)
+                            readers[u.slot] = (readers[u.slot][0], None)
+                            r = None
+                    if r is None:
                         self.skipped_samples += 1
                         if track:
                             self._delivered = p + 1
                         else:
                             yield p, None
                         continue
-                    r = readers[u.slot][1]
-                    assert r is not None
                     ix = r.index
                     content = futs[k].result()
                     if isinstance(content, bytes):
