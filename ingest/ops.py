@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import LockedError
 from ..shards import storage
-from ..shards.manifest import Manifest, checkpoint_name, commit_name, open_manifest
+from ..shards.manifest import Manifest, commit_name, open_manifest
 from .ledger import Ledger
 from .lock import RunLock
 from .pipeline import DEFAULT_GRACE, Pipeline, load_pipeline
@@ -125,7 +125,7 @@ def vacuum(
                 report.versions_removed.append(v)
         for v in m.checkpoint_versions():
             if v < cutoff:
-                m.fs.rm_file(m._path(checkpoint_name(v)))
+                m.remove_checkpoint(v)
         oldest = cutoff
     report.oldest_version = oldest
     report.files_removed, report.bytes_freed = sweep(m, grace=grace, oldest=oldest, latest=latest)

@@ -13,14 +13,14 @@ import os
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from ..errors import ConfigError, MissingDependencyError, NotFoundError, ShreddedError
 from . import storage
 from .cache import ShardCache
-from .manifest import Manifest, open_manifest
+from .manifest import Manifest, ShardIndex, open_manifest
 from .ops import open_shard
 from .order import Block, EpochPlan
 from .reader import Sample, ShardReader, _BufferPool
@@ -119,11 +119,11 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
         self._url, self._storage_options = dataset, storage_options
         self._manifest = open_manifest(dataset, storage_options)
         self._pid = os.getpid()
-        snap = self._manifest.read(version)
+        index = self._manifest.read_index(version)  # ids and counts; rows are read when a shard opens
         self.where = self._manifest.where
-        self.version, self.dataset_id = snap.version, snap.dataset_id
-        self.rows = list(snap.shards.values())
-        self._counts = [r.samples for r in self.rows]
+        self.version, self.dataset_id = index.version, index.dataset_id
+        self.rows = _Rows(index)
+        self._counts = list(index.samples)
         self._cache = ShardCache(cache_dir, cache_limit) if cache_dir is not None else None
         self._delivered = 0
         self.skipped_shards: set[str] = set()
@@ -212,6 +212,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
         if self._pid != os.getpid():
             self._manifest = Manifest(self._url, storage_options=self._storage_options)
             self._pid, self._keys, self._map_readers = os.getpid(), None, {}
+            self.rows.index.m = self._manifest
         return self._manifest
 
     def _shard_keys(self) -> Any:
@@ -445,6 +446,26 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
         for r in self._map_readers.values():
             r.close()
         self._map_readers.clear()
+
+
+class _Rows(Sequence[Any]):
+    """The pinned version's shard rows, each read from the manifest on first use."""
+
+    def __init__(self, index: ShardIndex) -> None:
+        self.index = index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self.index.row(j) for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"shard position {i} out of range ({n} shards)")
+        return self.index.row(i)
 
 
 def _frame_ranges(r: ShardReader) -> list[tuple[int, int]]:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from .writer import ShardInfo, utc_now
 MANIFEST_FORMAT = "exashard-manifest"
 MANIFEST_VERSION = 1
 CHECKPOINT_INTERVAL = 10
+PAGE_ROWS = 2000  # a checkpoint of more shards keeps its rows in pages of this many
 _WIDTH = 20
 
 
@@ -167,7 +170,7 @@ class Manifest:
         v = doc.get("version") if isinstance(doc, dict) else None
         return v if isinstance(v, int) and v > 0 else 0
 
-    def _load_checkpoint(self, version: int) -> Snapshot | None:
+    def _checkpoint_doc(self, version: int) -> dict[str, Any] | None:
         rel = checkpoint_name(version)
         try:
             doc = self._read_doc(rel)
@@ -175,11 +178,36 @@ class Manifest:
             return None  # derived data: a damaged checkpoint is skipped, commits rebuild it
         if doc is None or doc.get("version") != version:
             return None
+        return doc
+
+    def _page(self, version: int, name: str) -> list[ShardInfo]:
+        """The rows of one page of a paged checkpoint."""
+        rel = f"manifest/checkpoints/{name}"
+        where = f"{self.where}/{rel}"
+        if not re.fullmatch(rf"v{version:0{_WIDTH}d}-p\d{{6}}\.json", name):
+            raise IntegrityError(f"{self.where}/{checkpoint_name(version)}: bad page name {name!r}")
+        doc = self._read_doc(rel)
+        if doc is None or doc.get("version") != version:
+            raise IntegrityError(f"{where}: checkpoint page is missing or belongs to another version")
+        return [_shard_row(row, where) for row in _list(doc, "rows", dict, where)]
+
+    def _load_checkpoint(self, version: int) -> Snapshot | None:
+        doc = self._checkpoint_doc(version)
+        if doc is None:
+            return None
+        rel = checkpoint_name(version)
         where = f"{self.where}/{rel}"
         try:
             snap = Snapshot(version, _dataset_id(doc, where), created=doc.get("created"))
-            for row in _list(doc, "shards", dict, where):
-                info = _shard_row(row, where)
+            paged = doc.get("paged")
+            if paged is not None:
+                idx = _paged_index(paged, where)
+                rows = [r for name in idx.pages for r in self._page(version, name)]
+                if [r.id for r in rows] != idx.ids:
+                    raise IntegrityError(f"{where}: pages do not hold the shards the checkpoint lists")
+            else:
+                rows = [_shard_row(row, where) for row in _list(doc, "shards", dict, where)]
+            for info in rows:
                 snap.shards[info.id] = info
         except IntegrityError:
             return None  # damaged rows: skipped like any damaged checkpoint
@@ -321,21 +349,189 @@ class Manifest:
         self.write_checkpoint(snap)
 
     def write_checkpoint(self, snap: Snapshot) -> None:
-        """Write the full state at ``snap.version`` and point the hint at it."""
-        doc = {
+        """Write the full state at ``snap.version`` and point the hint at it.
+
+        Past ``PAGE_ROWS`` shards, the rows go to page files and the checkpoint keeps only
+        shard ids and sample counts, so a reader can start (``read_index``) without them."""
+        rows = [s.to_dict() for s in snap.shards.values()]
+        doc: dict[str, Any] = {
             "format": MANIFEST_FORMAT,
             "format_version": MANIFEST_VERSION,
             "version": snap.version,
             "dataset_id": snap.dataset_id,
             "created": snap.created,
-            "shards": [s.to_dict() for s in snap.shards.values()],
         }
+        if len(rows) > PAGE_ROWS:
+            pages = []
+            for k in range(0, len(rows), PAGE_ROWS):
+                name = f"v{snap.version:0{_WIDTH}d}-p{k // PAGE_ROWS:06d}.json"
+                page = {"format": MANIFEST_FORMAT, "format_version": MANIFEST_VERSION, "version": snap.version,
+                        "rows": rows[k : k + PAGE_ROWS]}
+                storage.atomic_write(self.fs, self._path(f"manifest/checkpoints/{name}"),
+                                     json.dumps(page, sort_keys=True, separators=(",", ":")).encode())
+                pages.append(name)
+            doc["paged"] = {"page_rows": PAGE_ROWS, "pages": pages, "ids": [r["id"] for r in rows],
+                            "samples": [r["samples"] for r in rows]}
+        else:
+            doc["shards"] = rows
         data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
         storage.atomic_write(self.fs, self._path(checkpoint_name(snap.version)), data)
         if snap.version > self._checkpoint_hint():
             hint = json.dumps({"version": snap.version}).encode()
             storage.atomic_write(self.fs, self._path("manifest/_last_checkpoint.json"), hint)
 
+    def remove_checkpoint(self, version: int) -> None:
+        """Delete a checkpoint and its pages (retention)."""
+        prefix = f"v{version:0{_WIDTH}d}-p"
+        try:
+            names = self.fs.ls(self._path("manifest/checkpoints"), detail=False)
+        except FileNotFoundError:
+            names = []
+        self.fs.rm_file(self._path(checkpoint_name(version)))
+        for n in names:
+            if n.rstrip("/").rsplit("/", 1)[-1].startswith(prefix):
+                self.fs.rm_file(n)
+
+    # -- the loader's view: ids and counts first, rows on demand ------------------
+
+    def read_index(self, version: int | None = None) -> ShardIndex:
+        """Shard ids and sample counts of a version, in commit order; a row is read only
+        when asked for (``ShardIndex.row``). With a paged checkpoint this reads its ids
+        and counts and the commits after it, not every row."""
+        if version is not None and (not isinstance(version, int) or version < 0):
+            raise ConfigError(f"manifest version must be a non-negative int, got {version!r}")
+        hint = self._checkpoint_hint()
+        if version is not None and hint > version:
+            hint = max((v for v in self.checkpoint_versions() if v <= version), default=0)
+        view = None
+        while hint > 0 and view is None:
+            doc = self._checkpoint_doc(hint)
+            if doc is not None:
+                where = f"{self.where}/{checkpoint_name(hint)}"
+                try:
+                    view = ShardIndex(self, hint, _dataset_id(doc, where))
+                    if doc.get("paged") is not None:
+                        idx = _paged_index(doc["paged"], where)
+                        view.ids, view.samples = list(idx.ids), list(idx.samples)
+                        view._pages, view._page_rows = idx.pages, idx.page_rows
+                        view._where = [i for i in range(len(idx.ids))]
+                    else:
+                        for row in _list(doc, "shards", dict, where):
+                            view._append(_shard_row(row, where))
+                except IntegrityError:
+                    view = None
+            if view is None:
+                hint = max((v for v in self.checkpoint_versions() if v < hint), default=0)
+        if view is None:
+            view = ShardIndex(self, 0, None)
+        while version is None or view.version < version:
+            rel = commit_name(view.version + 1)
+            doc = self._read_doc(rel)
+            if doc is None:
+                if version is not None:
+                    raise NotFoundError(f"{self.where}: manifest version {version} does not exist")
+                break
+            view._apply(doc, rel)
+        return view
+
+
+@dataclass(slots=True)
+class _Paged:
+    page_rows: int
+    pages: list[str]
+    ids: list[str]
+    samples: list[int]
+
+
+def _paged_index(paged: Any, where: str) -> _Paged:
+    if not isinstance(paged, dict):
+        raise IntegrityError(f"{where}: 'paged' is not an object")
+    page_rows = paged.get("page_rows")
+    ids, samples = _list(paged, "ids", str, where), paged.get("samples")
+    pages = _list(paged, "pages", str, where)
+    if not isinstance(page_rows, int) or page_rows < 1 or not isinstance(samples, list) or len(samples) != len(ids):
+        raise IntegrityError(f"{where}: paged checkpoint index is malformed")
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in samples):
+        raise IntegrityError(f"{where}: paged checkpoint has bad sample counts")
+    if len(pages) != -(-len(ids) // page_rows):
+        raise IntegrityError(f"{where}: {len(ids)} shards need {-(-len(ids) // page_rows)} pages, it lists {len(pages)}")
+    return _Paged(page_rows, pages, ids, samples)
+
+
+class ShardIndex:
+    """A version's shards for the loader: ``ids`` and ``samples`` (commit order) at once,
+    ``row(i)`` on demand (a paged checkpoint's page is read on first use)."""
+
+    def __init__(self, m: Manifest, version: int, dataset_id: str | None) -> None:
+        self.m, self.version, self.dataset_id = m, version, dataset_id
+        self.ids: list[str] = []
+        self.samples: list[int] = []
+        self._rows: dict[int, ShardInfo] = {}  # position -> row, once known
+        self._where: list[int] = []  # position -> position in the checkpoint (-1: from a commit)
+        self._pages: list[str] = []
+        self._page_rows = 1
+        self._base = version
+        self._inverse: dict[int, int] | None = None
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: getattr(self, k) for k in self.__dict__ if k != "_lock"}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def _append(self, info: ShardInfo) -> None:
+        self._rows[len(self.ids)] = info
+        self._where.append(-1)
+        self.ids.append(info.id)
+        self.samples.append(info.samples)
+
+    def _apply(self, doc: dict[str, Any], rel: str) -> None:
+        where = f"{self.m.where}/{rel}"
+        if doc.get("version") != self.version + 1:
+            raise IntegrityError(f"{where}: records version {doc.get('version')!r}, expected {self.version + 1}")
+        dataset_id = _dataset_id(doc, where)
+        if self.dataset_id is not None and dataset_id != self.dataset_id:
+            raise IntegrityError(f"{where}: belongs to dataset {dataset_id!r}, not {self.dataset_id!r}")
+        rows = [_shard_row(row, where) for row in _list(doc, "add", dict, where)]
+        gone = set(_list(doc, "remove", str, where)) | {r.id for r in rows}
+        if gone & set(self.ids):
+            keep = [i for i, sid in enumerate(self.ids) if sid not in gone]
+            self._rows = {n: self._rows[i] for n, i in enumerate(keep) if i in self._rows}
+            self._where = [self._where[i] for i in keep]
+            self.ids = [self.ids[i] for i in keep]
+            self.samples = [self.samples[i] for i in keep]
+        for info in rows:
+            self._append(info)
+        self.version += 1
+        self.dataset_id = dataset_id
+
+    def row(self, i: int) -> ShardInfo:
+        info = self._rows.get(i)
+        if info is not None:
+            return info
+        with self._lock:
+            info = self._rows.get(i)
+            if info is None:
+                page = self._where[i] // self._page_rows
+                rows = self.m._page(self._base, self._pages[page])
+                if self._inverse is None:  # checkpoint position -> current position
+                    self._inverse = {w: n for n, w in enumerate(self._where) if w >= 0}
+                first = page * self._page_rows
+                for k, r in enumerate(rows):
+                    n = self._inverse.get(first + k)
+                    if n is None:
+                        continue  # removed by a later commit
+                    if r.id != self.ids[n]:
+                        raise IntegrityError(f"{self.m.where}: checkpoint page {self._pages[page]} does not match its index")
+                    self._rows[n] = r
+                info = self._rows[i]
+        return info
 
 def open_manifest(dataset: str, storage_options: dict[str, Any] | None = None, fs: Any = None) -> Manifest:
     """A ``Manifest`` for an existing dataset; ``NotFoundError`` if there is none."""
