@@ -122,6 +122,7 @@ class Manifest:
         if checkpoint_interval < 1:
             raise ConfigError("checkpoint_interval must be >= 1")
         self.checkpoint_interval = checkpoint_interval
+        self._latest: Snapshot | None = None  # the newest state read, reused by the next read()
 
     def _path(self, rel: str) -> str:
         return storage.join(self.root, rel)
@@ -244,7 +245,12 @@ class Manifest:
         """The state at ``version`` (default: the latest). Version 0 is the empty dataset."""
         if version is not None and (not isinstance(version, int) or version < 0):
             raise ConfigError(f"manifest version must be a non-negative int, got {version!r}")
-        snap = self._base(version)
+        cached = self._latest
+        if cached is not None and (version is None or version >= cached.version):
+            # commits are immutable and append-only: go on from the last state this object read
+            snap = Snapshot(cached.version, cached.dataset_id, dict(cached.shards), cached.created)
+        else:
+            snap = self._base(version)
         while version is None or snap.version < version:
             rel = commit_name(snap.version + 1)
             doc = self._read_doc(rel)
@@ -256,6 +262,8 @@ class Manifest:
                     )
                 break
             self._apply(snap, doc, rel)
+        if cached is None or snap.version > cached.version:
+            self._latest = Snapshot(snap.version, snap.dataset_id, dict(snap.shards), snap.created)
         return snap
 
     def latest_version(self) -> int:
