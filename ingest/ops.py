@@ -126,6 +126,7 @@ def vacuum(
         for v in m.checkpoint_versions():
             if v < cutoff:
                 m.remove_checkpoint(v)
+        m.sweep_pages()
         oldest = cutoff
     report.oldest_version = oldest
     report.files_removed, report.bytes_freed = sweep(m, grace=grace, oldest=oldest, latest=latest)

@@ -14,6 +14,7 @@ length of the history. ``docs/FORMAT.md`` specifies the files.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -123,6 +124,7 @@ class Manifest:
             raise ConfigError("checkpoint_interval must be >= 1")
         self.checkpoint_interval = checkpoint_interval
         self._latest: Snapshot | None = None  # the newest state read, reused by the next read()
+        self._pages_written: set[str] = set()  # checkpoint pages known to exist
 
     def _path(self, rel: str) -> str:
         return storage.join(self.root, rel)
@@ -182,15 +184,18 @@ class Manifest:
         return doc
 
     def _page(self, version: int, name: str) -> list[ShardInfo]:
-        """The rows of one page of a paged checkpoint."""
-        rel = f"manifest/checkpoints/{name}"
+        """The rows of one page of a paged checkpoint (``version``'s, for error messages)."""
+        rel = f"manifest/checkpoints/pages/{name}"
         where = f"{self.where}/{rel}"
-        if not re.fullmatch(rf"v{version:0{_WIDTH}d}-p\d{{6}}\.json", name):
+        if not re.fullmatch(r"[0-9a-f]{32}\.json", name):
             raise IntegrityError(f"{self.where}/{checkpoint_name(version)}: bad page name {name!r}")
         doc = self._read_doc(rel)
-        if doc is None or doc.get("version") != version:
-            raise IntegrityError(f"{where}: checkpoint page is missing or belongs to another version")
-        return [_shard_row(row, where) for row in _list(doc, "rows", dict, where)]
+        if doc is None:
+            raise IntegrityError(f"{where}: checkpoint page of version {version} is missing")
+        rows = [_shard_row(row, where) for row in _list(doc, "rows", dict, where)]
+        if _page_name([r.id for r in rows]) != name:
+            raise IntegrityError(f"{where}: page does not hold the shards its name says")
+        return rows
 
     def _load_checkpoint(self, version: int) -> Snapshot | None:
         doc = self._checkpoint_doc(version)
@@ -361,7 +366,7 @@ class Manifest:
 
         Past ``PAGE_ROWS`` shards, the rows go to page files and the checkpoint keeps only
         shard ids and sample counts, so a reader can start (``read_index``) without them."""
-        rows = [s.to_dict() for s in snap.shards.values()]
+        infos = list(snap.shards.values())
         doc: dict[str, Any] = {
             "format": MANIFEST_FORMAT,
             "format_version": MANIFEST_VERSION,
@@ -369,19 +374,23 @@ class Manifest:
             "dataset_id": snap.dataset_id,
             "created": snap.created,
         }
-        if len(rows) > PAGE_ROWS:
+        if len(infos) > PAGE_ROWS:
+            # a page is named by the shard ids it holds (rows never change under an id), so
+            # pages an earlier checkpoint wrote are reused: appends rewrite only the tail
             pages = []
-            for k in range(0, len(rows), PAGE_ROWS):
-                name = f"v{snap.version:0{_WIDTH}d}-p{k // PAGE_ROWS:06d}.json"
-                page = {"format": MANIFEST_FORMAT, "format_version": MANIFEST_VERSION, "version": snap.version,
-                        "rows": rows[k : k + PAGE_ROWS]}
-                storage.atomic_write(self.fs, self._path(f"manifest/checkpoints/{name}"),
-                                     json.dumps(page, sort_keys=True, separators=(",", ":")).encode())
+            for k in range(0, len(infos), PAGE_ROWS):
+                chunk = infos[k : k + PAGE_ROWS]
+                name = _page_name([r.id for r in chunk])
+                rel = f"manifest/checkpoints/pages/{name}"
+                if name not in self._pages_written and not self.fs.exists(self._path(rel)):
+                    page = {"format": MANIFEST_FORMAT, "format_version": MANIFEST_VERSION, "rows": [r.to_dict() for r in chunk]}
+                    storage.atomic_write(self.fs, self._path(rel), json.dumps(page, sort_keys=True, separators=(",", ":")).encode())
+                self._pages_written.add(name)
                 pages.append(name)
-            doc["paged"] = {"page_rows": PAGE_ROWS, "pages": pages, "ids": [r["id"] for r in rows],
-                            "samples": [r["samples"] for r in rows]}
+            doc["paged"] = {"page_rows": PAGE_ROWS, "pages": pages, "ids": [r.id for r in infos],
+                            "samples": [r.samples for r in infos]}
         else:
-            doc["shards"] = rows
+            doc["shards"] = [r.to_dict() for r in infos]
         data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
         storage.atomic_write(self.fs, self._path(checkpoint_name(snap.version)), data)
         if snap.version > self._checkpoint_hint():
@@ -389,16 +398,29 @@ class Manifest:
             storage.atomic_write(self.fs, self._path("manifest/_last_checkpoint.json"), hint)
 
     def remove_checkpoint(self, version: int) -> None:
-        """Delete a checkpoint and its pages (retention)."""
-        prefix = f"v{version:0{_WIDTH}d}-p"
-        try:
-            names = self.fs.ls(self._path("manifest/checkpoints"), detail=False)
-        except FileNotFoundError:
-            names = []
+        """Delete a checkpoint (retention); ``sweep_pages`` then drops pages no checkpoint uses."""
         self.fs.rm_file(self._path(checkpoint_name(version)))
+
+    def sweep_pages(self) -> int:
+        """Delete checkpoint pages that no remaining checkpoint lists; returns how many."""
+        used: set[str] = set()
+        for v in self.checkpoint_versions():
+            doc = self._checkpoint_doc(v)
+            paged = doc.get("paged") if doc else None
+            if isinstance(paged, dict) and isinstance(paged.get("pages"), list):
+                used.update(str(n) for n in paged["pages"])
+        try:
+            names = self.fs.ls(self._path("manifest/checkpoints/pages"), detail=False)
+        except FileNotFoundError:
+            return 0
+        gone = 0
         for n in names:
-            if n.rstrip("/").rsplit("/", 1)[-1].startswith(prefix):
+            base = n.rstrip("/").rsplit("/", 1)[-1]
+            if base.endswith(".json") and base not in used:
                 self.fs.rm_file(n)
+                self._pages_written.discard(base)
+                gone += 1
+        return gone
 
     # -- the loader's view: ids and counts first, rows on demand ------------------
 
@@ -441,6 +463,10 @@ class Manifest:
                 break
             view._apply(doc, rel)
         return view
+
+
+def _page_name(ids: list[str]) -> str:
+    return hashlib.blake2b("\n".join(ids).encode(), digest_size=16, person=b"exashard-page").hexdigest() + ".json"
 
 
 @dataclass(slots=True)

@@ -235,7 +235,8 @@ def test_wrong_keyring_and_missing_kek(tmp_path):
         list(iter_dataset(str(tmp_path / "ds"), keyring=str(stale)))
     assert "has no KEK 'kek-" in str(e.value)
     for secret in json.loads(Path(os.environ["EXASHARD_KEYRING"]).read_text())["keks"].values():
-        assert secret["key"] not in str(e.value)
+        if secret.get("key"):  # retired KEKs (other tests shred) keep no key bytes
+            assert secret["key"] not in str(e.value)
     assert other.id not in str(e.value)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import exashard
@@ -41,8 +43,8 @@ def test_paged_checkpoint_round_trip(tmp_path, small_pages):
         m.commit(add=[row(n + k, samples=k + 1) for k in range(4)])
         n += 4
     m.commit(add=[row(999)], remove=["s00002", "s00030"])
-    pages = sorted(p.name for p in (tmp_path / "ds" / "manifest" / "checkpoints").glob("*-p*.json"))
-    assert len(pages) == 3 + 6  # 20 rows / 7 and 40 rows / 7
+    pages = sorted(p.name for p in (tmp_path / "ds" / "manifest" / "checkpoints").glob("pages/*.json"))
+    assert len(pages) == 3 + 6 - 2  # 20 rows / 7 and 40 rows / 7; the first two full pages are shared
     snap = m.read()
     want = [f"s{i:05d}" for i in range(48) if i not in (2, 30)] + ["s00999"]
     assert list(snap.shards) == want
@@ -51,10 +53,10 @@ def test_paged_checkpoint_round_trip(tmp_path, small_pages):
     fresh.fs = counting
     idx = fresh.read_index()
     assert idx.version == 13 and idx.ids == want and idx.samples == [snap.shards[s].samples for s in want]
-    assert not any("-p0" in p for p in counting.reads)  # started without reading a single row page
+    assert not any("/pages/" in p for p in counting.reads)  # started without reading a single row page
     assert idx.row(len(want) - 1).id == "s00999"  # added by a commit: known without a page
     assert idx.row(idx.ids.index("s00003")).checksum == snap.shards["s00003"].checksum
-    assert sum("-p0" in p for p in counting.reads) == 1  # one page for that row
+    assert sum("/pages/" in p for p in counting.reads) == 1  # one page for that row
     assert [idx.row(i) for i in range(len(idx))] == list(snap.shards.values())
     old = fresh.read_index(7)
     assert old.ids == list(m.read(7).shards)
@@ -88,10 +90,13 @@ def test_vacuum_removes_old_checkpoint_pages(tmp_path, small_pages):
     root = tmp_path / "ds"
     m = Manifest(str(root), checkpoint_interval=3)
     for v in range(10):
-        m.commit(add=[row(v * 10 + k) for k in range(10)])
-    before = sorted(p.name for p in (root / "manifest" / "checkpoints").glob("*.json"))
+        m.commit(add=[row(v * 10 + k) for k in range(10)], remove=[f"s{(v - 1) * 10:05d}"] if v else [])
+    folder = root / "manifest" / "checkpoints"
+    before = {p.name for p in folder.glob("pages/*.json")}
     vacuum(str(root), keep_versions=2, grace=3600)
-    after = sorted(p.name for p in (root / "manifest" / "checkpoints").glob("*.json"))
-    assert all(name.startswith(("v00000000000000000009", "v00000000000000000010")) for name in after), after
-    assert len(after) < len(before)
-    assert list(Manifest(str(root)).read().shards) == [f"s{i:05d}" for i in range(100)]
+    assert sorted(p.name for p in folder.glob("*.json")) == ["v00000000000000000009.json"]
+    kept = json.loads((folder / "v00000000000000000009.json").read_text())["paged"]["pages"]
+    after = {p.name for p in folder.glob("pages/*.json")}
+    assert after == set(kept) and after < before
+    fresh = Manifest(str(root))
+    assert list(fresh.read().shards) == [f"s{i:05d}" for i in range(100) if i % 10 or i == 90]
