@@ -376,6 +376,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "exashard-bench-scale"))
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "scale.json"))
     ap.add_argument("--quick", action="store_true", help="small sizes: checks the script works")
+    ap.add_argument("--only", default=None, help="rerun these parts (plan,ledger,commits,sidecar,task; commits includes "
+                    "read/loader) and keep the other figures of --out")
     ap.add_argument("--part", choices=sorted(PARTS), help=argparse.SUPPRESS)
     ap.add_argument("--params", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -391,21 +393,32 @@ def main(argv: list[str] | None = None) -> None:
     os.makedirs(args.work)
     root = os.path.join(args.work, "dataset")
     rows = args.commits * args.rows_per_commit
-    res: dict[str, Any] = {"benchmark": "scale", "python": sys.version.split()[0],
-                           "machine": {"cpus": os.cpu_count(), "note": "shared 2-core VM; other work ran at times"},
-                           "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    res["plan"] = run_part("plan", {"units": args.units, "every": 100_000 if not args.quick else 10_000,
-                                    "task_bytes": 128 * MiB})
-    res["ledger"] = run_part("ledger", {"inputs": args.ledger_inputs})
-    res["commits"] = run_part("commits", {"root": root, "commits": args.commits, "rows_per_commit": args.rows_per_commit})
-    res["read"], res["loader"] = {}, {}
-    for frac in (10, 2, 1):
-        v = args.commits // frac
-        for what in ("read", "loader"):
-            res[what][str(v * args.rows_per_commit)] = run_part("open", {"root": root, "version": v, "what": what})
-    res["sidecar"] = {s: run_part("sidecar", {"shards": int(s)}) for s in args.sidecar_shards.split(",")}
-    big, small = (128, 4000) if not args.quick else (8, 200)
-    res["task"] = run_part("task", {"work": args.work, "big": big, "small": small, "runs": args.task_runs})
+    only = set(args.only.split(",")) if args.only else set(PARTS) - {"open"}
+    res: dict[str, Any] = {}
+    if args.only:
+        with open(args.out) as f:
+            res = json.load(f)
+        res.setdefault("reruns", []).append({"parts": sorted(only), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    res.update({"benchmark": "scale", "python": sys.version.split()[0],
+                "machine": {"cpus": os.cpu_count(), "note": "shared 2-core VM; other work ran at times"}})
+    res.setdefault("started", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    if "plan" in only:
+        res["plan"] = run_part("plan", {"units": args.units, "every": 100_000 if not args.quick else 10_000,
+                                        "task_bytes": 128 * MiB})
+    if "ledger" in only:
+        res["ledger"] = run_part("ledger", {"inputs": args.ledger_inputs})
+    if "commits" in only:
+        res["commits"] = run_part("commits", {"root": root, "commits": args.commits, "rows_per_commit": args.rows_per_commit})
+        res["read"], res["loader"] = {}, {}
+        for frac in (10, 2, 1):
+            v = args.commits // frac
+            for what in ("read", "loader"):
+                res[what][str(v * args.rows_per_commit)] = run_part("open", {"root": root, "version": v, "what": what})
+    if "sidecar" in only:
+        res["sidecar"] = {s: run_part("sidecar", {"shards": int(s)}) for s in args.sidecar_shards.split(",")}
+    if "task" in only:
+        big, small = (128, 4000) if not args.quick else (8, 200)
+        res["task"] = run_part("task", {"work": args.work, "big": big, "small": small, "runs": args.task_runs})
     res["seconds"] = time.perf_counter() - t0
     print_summary(res, rows)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
