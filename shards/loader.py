@@ -357,42 +357,53 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
     ) -> Iterator[Any]:
         """The block's samples at ``pos`` ((block position, rank position) pairs); ``locs``
         maps block positions to (unit, sample), None for one unit in order."""
-        ctx: dict[int, tuple[Any, ...]] = {}
+        ctx: dict[int, tuple[Any, ...] | None] = {}
         zero_copy = self.zero_copy
         first = blk.units[0].start
         try:
+            if locs is None and track and pos and pos[-1][0] - pos[0][0] == len(pos) - 1:
+                # the plain in-process case (one frame, in order, every position ours): a tight loop
+                c = ctx[0] = self._frame_ctx(blk, 0, futs, readers, plan_order)
+                j, p = pos[0]
+                if c is None:
+                    self.skipped_samples += len(pos)
+                    self._delivered = p + len(pos)
+                    return
+                keys, ends, exts, mext, moff, msz, base, buf, cut = c
+                i = first + j
+                stop = i + len(pos)
+                m = ends[i - 1] if i else 0
+                while i < stop:
+                    d: Sample = {"__key__": keys[i]}
+                    end = ends[i]
+                    while m < end:
+                        o = moff[m] - base
+                        if cut is None:
+                            d[exts[mext[m]]] = buf[o : o + msz[m]]
+                        else:
+                            v = cut(buf, o, msz[m])
+                            d[exts[mext[m]]] = v if zero_copy or type(v) is bytes else bytes(v)
+                        m += 1
+                    i += 1
+                    p += 1
+                    self._delivered = p
+                    yield d
+                return
             for j, p in pos:
                 k, i = (0, first + j) if locs is None else locs[j]
-                c = ctx.get(k)
+                if k in ctx:
+                    c = ctx[k]
+                else:
+                    c = ctx[k] = self._frame_ctx(blk, k, futs, readers, plan_order)
                 if c is None:
-                    u = blk.units[k]
-                    r = None if u.frame < 0 else readers[u.slot][1]
-                    if r is not None and k in futs:
-                        try:
-                            futs[k].result()
-                        except (ShreddedError, NotFoundError) as e:  # deleted under us (remote file gone)
-                            self._drop(self.rows[plan_order[u.slot]], e)
-                            readers[u.slot] = (readers[u.slot][0], None)
-                            r = None
-                    if r is None:
-                        self.skipped_samples += 1
-                        if track:
-                            self._delivered = p + 1
-                        else:
-                            yield p, None
-                        continue
-                    ix = r.index
-                    content = futs[k].result()
-                    if isinstance(content, bytes):
-                        buf: Any = memoryview(content) if zero_copy else content
-                        cut = None
+                    self.skipped_samples += 1
+                    if track:
+                        self._delivered = p + 1
                     else:
-                        blocks, buf = content
-                        cut = blocks.slice
-                    c = ctx[k] = (r.keys(), ix.sample_members, ix.exts, ix.member_ext, ix.member_offset, ix.member_size,
-                                  r.layout.d_offsets[u.frame], buf, cut)
+                        yield p, None
+                    continue
                 keys, ends, exts, mext, moff, msz, base, buf, cut = c
-                d: Sample = {"__key__": keys[i]}
+                d = {"__key__": keys[i]}
                 m, end = (ends[i - 1] if i else 0), ends[i]
                 while m < end:
                     o = moff[m] - base
@@ -409,8 +420,34 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
                     yield p, d
         finally:
             for c in ctx.values():
-                if c[8] is not None and isinstance(c[7], memoryview):
+                if c is not None and c[8] is not None and isinstance(c[7], memoryview):
                     pool.retire(c[7])  # recycled once no consumer view is left
+
+    def _frame_ctx(
+        self, blk: Block, k: int, futs: dict[int, Future[Any]], readers: dict[int, tuple[int, ShardReader | None]],
+        plan_order: list[int],
+    ) -> tuple[Any, ...] | None:
+        """What slicing unit ``k``'s samples needs: its decoded frame and index arrays; None
+        if its shard was removed by a deletion request (skipped, warned)."""
+        u = blk.units[k]
+        r = None if u.frame < 0 else readers[u.slot][1]
+        if r is None or k not in futs:
+            return None
+        try:
+            content = futs[k].result()
+        except (ShreddedError, NotFoundError) as e:  # deleted under us (remote file gone)
+            self._drop(self.rows[plan_order[u.slot]], e)
+            readers[u.slot] = (readers[u.slot][0], None)
+            return None
+        if isinstance(content, bytes):
+            buf: Any = memoryview(content) if self.zero_copy else content
+            cut = None
+        else:
+            blocks, buf = content
+            cut = blocks.slice
+        ix = r.index
+        return (r.keys(), ix.sample_members, ix.exts, ix.member_ext, ix.member_offset, ix.member_size,
+                r.layout.d_offsets[u.frame], buf, cut)
 
     # -- random access -------------------------------------------------------------------
 
