@@ -31,6 +31,9 @@ INDEX_TAG = b"EXIX"
 _INDEX_HEAD = struct.Struct("<4sHHIIIIII")  # tag, version, flags, samples, members, exts, keys, ext bytes, frames
 _FOOTER = struct.Struct("<IBI")
 FOOTER_SIZE = _FOOTER.size  # 9
+# The densest zstd block is an RLE block: 3 header bytes and 1 byte of content, repeated
+# up to 128 KiB. No frame of c stored bytes can hold more than (c // 4) * 128 KiB.
+_ZSTD_BLOCK_MAX = 128 * 1024
 _LITTLE = sys.byteorder == "little"
 
 
@@ -191,6 +194,10 @@ def decode_index(payload: bytes | memoryview, where: str) -> SampleIndex:
         keys_blob.decode("utf-8")
     except UnicodeDecodeError:
         raise IntegrityError(f"{where}: sample index holds invalid UTF-8") from None
+    # valid UTF-8 cut at a character boundary gives valid pieces: no key end may fall on a
+    # continuation byte (10xxxxxx), or reading that key would fail to decode
+    if not keys_blob.isascii() and any(0x80 <= keys_blob[e] < 0xC0 for e in key_ends if e < nk):
+        raise IntegrityError(f"{where}: sample index splits a key inside a UTF-8 character")
     return SampleIndex(
         keys_blob, key_ends, frames, sample_members, member_ext, member_offset, member_size, exts, frame_digest
     )
@@ -278,6 +285,11 @@ def decode_seek_table(table: bytes, total_size: int, where: str) -> Layout:
         )
     if d_sizes[-1] != 0:
         raise IntegrityError(f"{where}: last frame in seek table is not the index frame")
+    for k in range(n - 1):  # before anything is sized from these numbers
+        if d_sizes[k] > (c_sizes[k] // 4) * _ZSTD_BLOCK_MAX:
+            raise IntegrityError(
+                f"{where}: seek table says frame {k} of {c_sizes[k]} bytes holds {d_sizes[k]}, more than zstd can"
+            )
     c_offsets = [0, *accumulate(c_sizes)]
     d_offsets = [0, *accumulate(d_sizes)]
     return Layout(

@@ -76,10 +76,24 @@ def _parse_json(data: bytes, where: str) -> dict[str, Any]:
     return doc
 
 
+def _text(v: object) -> bool:
+    """A str that encodes as UTF-8: JSON's "\\udcff" escapes decode to lone surrogates, which do not."""
+    if not isinstance(v, str):
+        return False
+    if v.isascii():
+        return True
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _list(doc: dict[str, Any], key: str, kind: type, where: str) -> list[Any]:
-    """``doc[key]`` (absent: empty), checked to be a list of ``kind``."""
+    """``doc[key]`` (absent: empty), checked to be a list of ``kind`` (strings: valid Unicode)."""
     value = doc.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, kind) for v in value):
+    ok = (lambda v: isinstance(v, dict)) if kind is dict else _text
+    if not isinstance(value, list) or not all(map(ok, value)):
         raise IntegrityError(f"{where}: {key!r} is not a list of {'objects' if kind is dict else 'strings'}")
     return value
 
@@ -89,6 +103,8 @@ def _shard_row(row: dict[str, Any], where: str) -> ShardInfo:
     info = ShardInfo.from_dict(row, where)
     if not isinstance(info.checksum, str) or not isinstance(info.extra, dict) or not isinstance(info.created, str):
         raise IntegrityError(f"{where}: shard {info.id!r} has a malformed checksum, created or extra field")
+    if not (_text(info.id) and _text(info.path)):  # both get encoded (key derivation, page names, paths)
+        raise IntegrityError(f"{where}: shard {info.id!r} has an id or path that is not valid Unicode")
     if info.encryption is not None and not isinstance(info.encryption, dict):
         raise IntegrityError(f"{where}: shard {info.id!r} has a malformed encryption field")
     return info
@@ -96,7 +112,7 @@ def _shard_row(row: dict[str, Any], where: str) -> ShardInfo:
 
 def _dataset_id(doc: dict[str, Any], where: str) -> str | None:
     ds = doc.get("dataset_id")
-    if ds is not None and not isinstance(ds, str):
+    if ds is not None and not _text(ds):
         raise IntegrityError(f"{where}: malformed dataset_id {ds!r}")
     return ds
 
@@ -564,7 +580,11 @@ class ShardIndex:
                     if r.id != self.ids[n]:
                         raise IntegrityError(f"{self.m.where}: checkpoint page {self._pages[page]} does not match its index")
                     self._rows[n] = r
-                info = self._rows[i]
+                info = self._rows.get(i)
+                if info is None:  # the checkpoint lists more shards than its page holds
+                    raise IntegrityError(
+                        f"{self.m.where}: checkpoint page {self._pages[page]} does not hold shard {self.ids[i]!r}"
+                    )
         return info
 
 def open_manifest(dataset: str, storage_options: dict[str, Any] | None = None, fs: Any = None) -> Manifest:

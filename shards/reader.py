@@ -34,6 +34,12 @@ from .zframe import RawBlocks, frame_digest, raw_blocks
 
 Sample = dict[str, Any]
 _TAIL = 64 * 1024
+# A frame declaring more than this is decompressed into buffers that grow with its actual
+# output: libzstd's one-shot call allocates the declared size up front, so a small frame
+# whose header lies would cost gigabytes before failing. Honest frames (~2 MiB) stay below.
+_ONE_SHOT_FLOOR = 4 << 20
+_ONE_SHOT_RATIO = 32
+_CHUNK = 1 << 20
 _local = threading.local()
 
 
@@ -42,6 +48,19 @@ def _dctx() -> zstandard.ZstdDecompressor:
     if d is None:
         d = _local.dctx = zstandard.ZstdDecompressor()
     return d
+
+
+def _decompress_growing(raw: bytes | memoryview, size: int) -> bytes:
+    """The first frame in ``raw``, decompressed chunk by chunk, stopping past ``size`` bytes."""
+    chunks, got = [], 0
+    reader = _dctx().stream_reader(raw)
+    while got <= size:
+        chunk = reader.read(min(_CHUNK, size + 1 - got))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
 
 
 def _content_bytes(content: bytes | tuple[RawBlocks, bytes]) -> bytes:
@@ -187,6 +206,8 @@ class ShardReader:
         if size < FOOTER_SIZE + 16:
             raise IntegrityError(f"{self.name}: {size} bytes is too short to be a shard (truncated?)")
         if index_offset is not None and index_size is not None:
+            if index_offset < 0 or index_size < FOOTER_SIZE:
+                raise IntegrityError(f"{self.name}: manifest row puts the index at offset {index_offset}, size {index_size}")
             if index_offset + index_size != size:
                 raise IntegrityError(
                     f"{self.name}: shard is {size} bytes but its manifest row says {index_offset + index_size} (truncated or replaced?)"
@@ -207,7 +228,9 @@ class ShardReader:
             trailer = trailer[-need:]
         table_len = seek_table_size(trailer[-FOOTER_SIZE:], f"{self.name} at offset {size - FOOTER_SIZE}")
         if table_len > len(trailer):
-            raise IntegrityError(f"{self.name}: seek table at offset {size - table_len} is cut short")
+            raise IntegrityError(
+                f"{self.name}: seek table of {table_len} bytes does not fit the trailer at offset {size - len(trailer)}"
+            )
         layout = decode_seek_table(trailer[-table_len:], size, f"{self.name} at offset {size - table_len}")
         if layout.index_offset != size - len(trailer):
             raise IntegrityError(f"{self.name}: index frame is not at offset {size - len(trailer)}")
@@ -259,7 +282,10 @@ class ShardReader:
         if params.content_size != lay.d_sizes[i]:
             raise IntegrityError(f"{where}: holds {params.content_size} bytes, seek table says {lay.d_sizes[i]}")
         try:
-            out = _dctx().decompress(raw)
+            if params.content_size > max(_ONE_SHOT_FLOOR, _ONE_SHOT_RATIO * len(raw)):
+                out = _decompress_growing(raw, params.content_size)
+            else:
+                out = _dctx().decompress(raw)
         except zstandard.ZstdError as e:
             raise IntegrityError(f"{where}: corrupt ({e})") from None
         if len(out) != lay.d_sizes[i]:
@@ -389,7 +415,10 @@ class ShardReader:
                             m += 1
                         yield d
                         i += 1
-                    del d, v, blocks, cut, content
+                    # drop this generator's references into the frame's buffer so it can be recycled
+                    # (rebound, not deleted: a frame whose samples hold no members never set them)
+                    d, v = {}, b""
+                    del blocks, cut, content
                     if isinstance(raw, memoryview):
                         pool.retire(raw)  # recycled once the consumer drops its views
                     del raw

@@ -89,10 +89,11 @@ def _parse_octal(field: bytes, where: str) -> int:
     text = field.rstrip(b"\0 ").lstrip(b" ")
     if not text:
         return 0
-    try:
-        return int(text, 8)
-    except ValueError:
-        raise IntegrityError(f"{where}: bad octal field in tar header") from None
+    # octal digits only: int() would also take a sign, "_" and inner spaces, and a negative
+    # size would send the parser backwards (an endless loop)
+    if text.translate(None, b"01234567"):
+        raise IntegrityError(f"{where}: bad octal field in tar header")
+    return int(text, 8)
 
 
 def _parse_pax(data: bytes, where: str) -> dict[str, bytes]:
@@ -102,10 +103,9 @@ def _parse_pax(data: bytes, where: str) -> dict[str, bytes]:
         sp = data.find(b" ", pos)
         if sp < 0:
             raise IntegrityError(f"{where}: malformed PAX record")
-        try:
-            length = int(data[pos:sp])
-        except ValueError:
-            raise IntegrityError(f"{where}: malformed PAX record length") from None
+        if not data[pos:sp].isdigit() or sp - pos > 20:  # ASCII digits only: no sign, "_" or spaces
+            raise IntegrityError(f"{where}: malformed PAX record length")
+        length = int(data[pos:sp])
         end = pos + length
         if length <= 0 or end > len(data) or data[end - 1 : end] != b"\n":
             raise IntegrityError(f"{where}: malformed PAX record")
@@ -148,10 +148,9 @@ def iter_members(buf: bytes | memoryview, base: int = 0, where: str = "tar") -> 
         if typeflag not in (b"0", b"\0"):
             raise IntegrityError(f"{at}: unsupported tar member type {typeflag!r}")
         if "size" in pax:
-            try:
-                size = int(pax["size"])
-            except ValueError:
-                raise IntegrityError(f"{at}: bad PAX size") from None
+            if not pax["size"].isdigit() or len(pax["size"]) > 20:  # a negative size would loop forever
+                raise IntegrityError(f"{at}: bad PAX size")
+            size = int(pax["size"])
         name_raw = pax.get("path")
         if name_raw is None:
             name_raw = block[:100].split(b"\0", 1)[0]
