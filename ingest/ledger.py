@@ -66,7 +66,7 @@ class Ledger:
         ``merge`` (under the run lock only) folds many segments into one."""
         m = self.m
         done = self._state()
-        latest = m.read().version
+        latest = m.read_index().version  # ids and counts only, not every row
         if done > latest:
             raise IntegrityError(f"{m.where}/{STATE}: covers version {done}, but the latest is {latest}")
         fresh: list[str] = []

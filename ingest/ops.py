@@ -111,7 +111,7 @@ def vacuum(
             return vacuum(dataset, keep_versions=keep_versions, grace=grace, storage_options=storage_options, lock=held)
     if keep_versions is not None and keep_versions < 1:
         raise ValueError("keep_versions must be >= 1")
-    latest = m.read().version
+    latest = m.latest_version()
     report = VacuumReport(m.where, latest_version=latest)
     oldest = oldest_version(m)
     if keep_versions is not None and latest - keep_versions + 1 > oldest:
@@ -177,7 +177,7 @@ def run_pipeline(config: str | Pipeline, *, client: Any = None, progress: bool |
     lock.acquire()  # LockedError: another run is on; nothing was touched
     try:
         try:
-            latest = m.read().version
+            latest = m.latest_version()
             rec.swept_files, _ = sweep(m, grace=p.grace, oldest=oldest_version(m), latest=latest) if latest else (0, 0)
             report = ingest(
                 p.sources, p.output, policy=p.policy, keyring=p.keyring, encrypt=p.encrypt, client=client,

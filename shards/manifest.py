@@ -139,7 +139,7 @@ class Manifest:
         if checkpoint_interval < 1:
             raise ConfigError("checkpoint_interval must be >= 1")
         self.checkpoint_interval = checkpoint_interval
-        self._latest: Snapshot | None = None  # the newest state read, reused by the next read()
+        self._index: ShardIndex | None = None  # the state commits go on from (ids and counts)
         self._pages_written: set[str] = set()  # checkpoint pages known to exist
 
     def _path(self, rel: str) -> str:
@@ -266,12 +266,7 @@ class Manifest:
         """The state at ``version`` (default: the latest). Version 0 is the empty dataset."""
         if version is not None and (not isinstance(version, int) or version < 0):
             raise ConfigError(f"manifest version must be a non-negative int, got {version!r}")
-        cached = self._latest
-        if cached is not None and (version is None or version >= cached.version):
-            # commits are immutable and append-only: go on from the last state this object read
-            snap = Snapshot(cached.version, cached.dataset_id, dict(cached.shards), cached.created)
-        else:
-            snap = self._base(version)
+        snap = self._base(version)
         while version is None or snap.version < version:
             rel = commit_name(snap.version + 1)
             doc = self._read_doc(rel)
@@ -283,12 +278,10 @@ class Manifest:
                     )
                 break
             self._apply(snap, doc, rel)
-        if cached is None or snap.version > cached.version:
-            self._latest = Snapshot(snap.version, snap.dataset_id, dict(snap.shards), snap.created)
         return snap
 
     def latest_version(self) -> int:
-        return self.read().version
+        return self.read_index().version
 
     def checkpoint_versions(self) -> list[int]:
         return self._versions_in("manifest/checkpoints")
@@ -332,27 +325,27 @@ class Manifest:
         if not add and not remove and meta is None:
             raise ConfigError("a commit must add or remove shards or carry metadata")
         for attempt in range(max_attempts):
-            snap = self.read()
+            idx = self._committed_index()  # ids and counts; rows only where a check needs one
             rows = []
             for info in add:
-                have = snap.shards.get(info.id)
-                if have is not None:
-                    if have.checksum != info.checksum:
+                at = idx.pos.get(info.id)
+                if at is not None:
+                    if idx.row(at).checksum != info.checksum:
                         raise IntegrityError(f"{self.where}: shard {info.id!r} is already committed with other content")
                     continue
                 rows.append(info.to_dict())
-            gone = [s for s in remove if s in snap.shards]
-            missing = [s for s in remove if s not in snap.shards]
+            gone = [s for s in remove if s in idx.pos]
+            missing = [s for s in remove if s not in idx.pos]
             if missing:
-                raise NotFoundError(f"{self.where}: cannot remove shards not in version {snap.version}: {missing[:5]}")
+                raise NotFoundError(f"{self.where}: cannot remove shards not in version {idx.version}: {missing[:5]}")
             if not rows and not gone and meta is None:
-                return snap.version
-            version = snap.version + 1
+                return idx.version
+            version = idx.version + 1
             doc = {
                 "format": MANIFEST_FORMAT,
                 "format_version": MANIFEST_VERSION,
                 "version": version,
-                "dataset_id": snap.dataset_id or self.dataset_id(create=True),
+                "dataset_id": idx.dataset_id or self.dataset_id(create=True),
                 "created": self.clock(),
                 "operation": operation,
                 "add": rows,
@@ -365,52 +358,73 @@ class Manifest:
             except VersionConflict:
                 time.sleep(random.uniform(0, min(0.5, 0.005 * 2**min(attempt, 7))))
                 continue
-            self._maybe_checkpoint(snap, doc)
+            idx._apply(doc, commit_name(version))
+            self._maybe_checkpoint(idx)
             return version
         raise VersionConflict(f"{self.where}: gave up committing after {max_attempts} lost races")
 
-    def _maybe_checkpoint(self, before: Snapshot, doc: dict[str, Any]) -> None:
-        hint = self._checkpoint_hint()
-        if doc["version"] - hint < self.checkpoint_interval:
+    def _committed_index(self) -> ShardIndex:
+        """The latest state for committing, carried on from the previous commit: only newer
+        commits are read, and rows stay in pages (memory holds ids and counts, plus the rows
+        of commits since the last checkpoint)."""
+        idx = self._index
+        if idx is None:
+            idx = self._index = self.read_index()
+        while True:
+            rel = commit_name(idx.version + 1)
+            doc = self._read_doc(rel)
+            if doc is None:
+                return idx
+            idx._apply(doc, rel)
+
+    def _maybe_checkpoint(self, idx: ShardIndex) -> None:
+        if idx.version - self._checkpoint_hint() < self.checkpoint_interval:
             return
-        snap = Snapshot(before.version, before.dataset_id, dict(before.shards), before.created)
-        self._apply(snap, doc, commit_name(doc["version"]))
-        self.write_checkpoint(snap)
+        self._write_checkpoint(idx.version, idx.dataset_id, idx.created, idx)
+        self._index = None  # start again from the new checkpoint: its rows now live in pages
 
     def write_checkpoint(self, snap: Snapshot) -> None:
         """Write the full state at ``snap.version`` and point the hint at it.
 
         Past ``PAGE_ROWS`` shards, the rows go to page files and the checkpoint keeps only
         shard ids and sample counts, so a reader can start (``read_index``) without them."""
-        infos = list(snap.shards.values())
+        self._write_checkpoint(snap.version, snap.dataset_id, snap.created, list(snap.shards.values()))
+
+    def _write_checkpoint(self, version: int, dataset_id: str | None, created: str | None, rows: Any) -> None:
+        """``rows``: a list of ``ShardInfo`` or a ``ShardIndex`` (rows read only for pages
+        that do not exist yet)."""
+        if isinstance(rows, ShardIndex):
+            ids, samples, row = rows.ids, rows.samples, rows.row
+        else:
+            ids, samples = [r.id for r in rows], [r.samples for r in rows]
+            row = rows.__getitem__
         doc: dict[str, Any] = {
             "format": MANIFEST_FORMAT,
             "format_version": MANIFEST_VERSION,
-            "version": snap.version,
-            "dataset_id": snap.dataset_id,
-            "created": snap.created,
+            "version": version,
+            "dataset_id": dataset_id,
+            "created": created if created is not None else self.clock(),
         }
-        if len(infos) > PAGE_ROWS:
+        if len(ids) > PAGE_ROWS:
             # a page is named by the shard ids it holds (rows never change under an id), so
             # pages an earlier checkpoint wrote are reused: appends rewrite only the tail
             pages = []
-            for k in range(0, len(infos), PAGE_ROWS):
-                chunk = infos[k : k + PAGE_ROWS]
-                name = _page_name([r.id for r in chunk])
+            for k in range(0, len(ids), PAGE_ROWS):
+                name = _page_name(ids[k : k + PAGE_ROWS])
                 rel = f"manifest/checkpoints/pages/{name}"
                 if name not in self._pages_written and not self.fs.exists(self._path(rel)):
-                    page = {"format": MANIFEST_FORMAT, "format_version": MANIFEST_VERSION, "rows": [r.to_dict() for r in chunk]}
+                    chunk = [row(i).to_dict() for i in range(k, min(k + PAGE_ROWS, len(ids)))]
+                    page = {"format": MANIFEST_FORMAT, "format_version": MANIFEST_VERSION, "rows": chunk}
                     storage.atomic_write(self.fs, self._path(rel), json.dumps(page, sort_keys=True, separators=(",", ":")).encode())
                 self._pages_written.add(name)
                 pages.append(name)
-            doc["paged"] = {"page_rows": PAGE_ROWS, "pages": pages, "ids": [r.id for r in infos],
-                            "samples": [r.samples for r in infos]}
+            doc["paged"] = {"page_rows": PAGE_ROWS, "pages": pages, "ids": list(ids), "samples": list(samples)}
         else:
-            doc["shards"] = [r.to_dict() for r in infos]
+            doc["shards"] = [row(i).to_dict() for i in range(len(ids))]
         data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-        storage.atomic_write(self.fs, self._path(checkpoint_name(snap.version)), data)
-        if snap.version > self._checkpoint_hint():
-            hint = json.dumps({"version": snap.version}).encode()
+        storage.atomic_write(self.fs, self._path(checkpoint_name(version)), data)
+        if version > self._checkpoint_hint():
+            hint = json.dumps({"version": version}).encode()
             storage.atomic_write(self.fs, self._path("manifest/_last_checkpoint.json"), hint)
 
     def remove_checkpoint(self, version: int) -> None:
@@ -456,9 +470,11 @@ class Manifest:
                 where = f"{self.where}/{checkpoint_name(hint)}"
                 try:
                     view = ShardIndex(self, hint, _dataset_id(doc, where))
+                    view.created = doc.get("created")
                     if doc.get("paged") is not None:
                         idx = _paged_index(doc["paged"], where)
                         view.ids, view.samples = list(idx.ids), list(idx.samples)
+                        view.pos = {sid: n for n, sid in enumerate(view.ids)}
                         view._pages, view._page_rows = idx.pages, idx.page_rows
                         view._where = [i for i in range(len(idx.ids))]
                     else:
@@ -516,6 +532,8 @@ class ShardIndex:
         self.m, self.version, self.dataset_id = m, version, dataset_id
         self.ids: list[str] = []
         self.samples: list[int] = []
+        self.pos: dict[str, int] = {}  # shard id -> position
+        self.created: str | None = None
         self._rows: dict[int, ShardInfo] = {}  # position -> row, once known
         self._where: list[int] = []  # position -> position in the checkpoint (-1: from a commit)
         self._pages: list[str] = []
@@ -536,6 +554,7 @@ class ShardIndex:
         self._lock = threading.Lock()
 
     def _append(self, info: ShardInfo) -> None:
+        self.pos[info.id] = len(self.ids)
         self._rows[len(self.ids)] = info
         self._where.append(-1)
         self.ids.append(info.id)
@@ -549,17 +568,24 @@ class ShardIndex:
         if self.dataset_id is not None and dataset_id != self.dataset_id:
             raise IntegrityError(f"{where}: belongs to dataset {dataset_id!r}, not {self.dataset_id!r}")
         rows = [_shard_row(row, where) for row in _list(doc, "add", dict, where)]
-        gone = set(_list(doc, "remove", str, where)) | {r.id for r in rows}
-        if gone & set(self.ids):
+        gone = set(_list(doc, "remove", str, where))
+        if gone & self.pos.keys():
             keep = [i for i, sid in enumerate(self.ids) if sid not in gone]
             self._rows = {n: self._rows[i] for n, i in enumerate(keep) if i in self._rows}
             self._where = [self._where[i] for i in keep]
             self.ids = [self.ids[i] for i in keep]
             self.samples = [self.samples[i] for i in keep]
+            self.pos = {sid: n for n, sid in enumerate(self.ids)}
+            self._inverse = None
         for info in rows:
-            self._append(info)
+            at = self.pos.get(info.id)
+            if at is None:
+                self._append(info)
+            else:  # re-added under its id: replaced in place, as Manifest.read does
+                self._rows[at], self.samples[at], self._where[at] = info, info.samples, -1
         self.version += 1
         self.dataset_id = dataset_id
+        self.created = doc.get("created")
 
     def row(self, i: int) -> ShardInfo:
         info = self._rows.get(i)
