@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
-from ..privacy.policy import _line_of
+from ..privacy.policy import _line_of, read_toml
 
 DEFAULT_LEASE = 300.0
 DEFAULT_GRACE = 3600.0
@@ -129,16 +128,7 @@ def _local(base: str, url: str) -> str:
 
 
 def load_pipeline(path: str) -> Pipeline:
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read pipeline file ({e.strerror or e})") from None
-    text = raw.decode("utf-8", "replace")
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    doc, text = read_toml(path, "pipeline file", ConfigError)
     ctx = _Ctx(path, text)
     for key in doc:
         if key not in _TOP:

@@ -142,18 +142,23 @@ def _where(path: str, text: str, table: str | None, key: str) -> str:
     return f"{path}:{line}: field {key!r}" if line else f"{path}: field {key!r}"
 
 
-def load_policy(path: str) -> Policy:
-    """Read and validate a TOML policy file; every error names the file, line and field."""
+def read_toml(path: str, what: str, error: type[Exception]) -> tuple[dict[str, Any], str]:
+    """(document, text) of a TOML file; ``error`` names the file for unreadable or invalid TOML."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
     except OSError as e:
-        raise PolicyError(f"{path}: cannot read policy file ({e.strerror or e})") from None
+        raise error(f"{path}: cannot read {what} ({e.strerror or e})") from None
     text = raw.decode("utf-8", "replace")
     try:
-        doc = tomllib.loads(text)
+        return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as e:
-        raise PolicyError(f"{path}: not valid TOML ({e})") from None
+        raise error(f"{path}: not valid TOML ({e})") from None
+
+
+def load_policy(path: str) -> Policy:
+    """Read and validate a TOML policy file; every error names the file, line and field."""
+    doc, text = read_toml(path, "policy file", PolicyError)
     return policy_from_dict(doc, source=path, text=text)
 
 

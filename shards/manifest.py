@@ -236,14 +236,8 @@ class Manifest:
         return snap
 
     def _apply(self, snap: Snapshot, doc: dict[str, Any], rel: str) -> None:
-        where = f"{self.where}/{rel}"
-        if doc.get("version") != snap.version + 1:
-            raise IntegrityError(f"{where}: records version {doc.get('version')!r}, expected {snap.version + 1}")
-        dataset_id = _dataset_id(doc, where)
-        if snap.dataset_id is not None and dataset_id != snap.dataset_id:
-            raise IntegrityError(f"{where}: belongs to dataset {dataset_id!r}, not {snap.dataset_id!r}")
-        rows = [_shard_row(row, where) for row in _list(doc, "add", dict, where)]
-        for shard_id in _list(doc, "remove", str, where):
+        dataset_id, rows, removed = _commit_parts(doc, snap.version, snap.dataset_id, f"{self.where}/{rel}")
+        for shard_id in removed:
             snap.shards.pop(shard_id, None)
         for info in rows:
             snap.shards[info.id] = info
@@ -497,6 +491,20 @@ class Manifest:
         return view
 
 
+def _commit_parts(
+    doc: dict[str, Any], version: int, dataset_id: str | None, where: str,
+) -> tuple[str | None, list[ShardInfo], list[str]]:
+    """A commit checked to follow ``version`` of dataset ``dataset_id``: (its dataset id,
+    rows added, ids removed)."""
+    if doc.get("version") != version + 1:
+        raise IntegrityError(f"{where}: records version {doc.get('version')!r}, expected {version + 1}")
+    ds = _dataset_id(doc, where)
+    if dataset_id is not None and ds != dataset_id:
+        raise IntegrityError(f"{where}: belongs to dataset {ds!r}, not {dataset_id!r}")
+    rows = [_shard_row(row, where) for row in _list(doc, "add", dict, where)]
+    return ds, rows, _list(doc, "remove", str, where)
+
+
 def _page_name(ids: list[str]) -> str:
     return hashlib.blake2b("\n".join(ids).encode(), digest_size=16, person=b"exashard-page").hexdigest() + ".json"
 
@@ -561,14 +569,8 @@ class ShardIndex:
         self.samples.append(info.samples)
 
     def _apply(self, doc: dict[str, Any], rel: str) -> None:
-        where = f"{self.m.where}/{rel}"
-        if doc.get("version") != self.version + 1:
-            raise IntegrityError(f"{where}: records version {doc.get('version')!r}, expected {self.version + 1}")
-        dataset_id = _dataset_id(doc, where)
-        if self.dataset_id is not None and dataset_id != self.dataset_id:
-            raise IntegrityError(f"{where}: belongs to dataset {dataset_id!r}, not {self.dataset_id!r}")
-        rows = [_shard_row(row, where) for row in _list(doc, "add", dict, where)]
-        gone = set(_list(doc, "remove", str, where))
+        dataset_id, rows, removed = _commit_parts(doc, self.version, self.dataset_id, f"{self.m.where}/{rel}")
+        gone = set(removed)
         if gone & self.pos.keys():
             keep = [i for i, sid in enumerate(self.ids) if sid not in gone]
             self._rows = {n: self._rows[i] for n, i in enumerate(keep) if i in self._rows}
