@@ -336,3 +336,11 @@ def test_streams_from_s3(s3root):
     ds = exashard.ShardDataset(root, storage_options=so, shuffle=True, seed=5)
     got = _loader_keys(exashard.ShardLoader(ds, batch_size=8, num_workers=2))
     assert sorted(got) == keys and got == _keys(exashard.ShardDataset(root, storage_options=so, shuffle=True, seed=5))
+
+
+def test_spawned_workers(dataset):
+    """Workers started with 'spawn' (macOS's default) get a pickled dataset: same order."""
+    out, _ = dataset
+    ds = exashard.ShardDataset(out, shuffle=True, seed=6)
+    loader = exashard.ShardLoader(ds, batch_size=32, num_workers=2, multiprocessing_context="spawn")
+    assert _loader_keys(loader) == _keys(exashard.ShardDataset(out, shuffle=True, seed=6))
