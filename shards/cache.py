@@ -12,10 +12,8 @@ import os
 import uuid
 from typing import Any
 
-from ..errors import ConfigError, IntegrityError
+from ..errors import ConfigError
 from . import storage
-
-_CHUNK = 8 << 20
 
 
 class ShardCache:
@@ -45,13 +43,8 @@ class ShardCache:
         src = storage.open_source(fs, storage.join(root, info.path), size=info.bytes)
         try:
             with open(tmp, "wb") as f:
-                pos = 0
-                while pos < info.bytes:
-                    data = src.read(pos, min(_CHUNK, info.bytes - pos))
-                    if not data:
-                        raise IntegrityError(f"{src.name}: shard is shorter than its manifest row's {info.bytes} bytes")
+                for data in storage.read_chunks(src, info.bytes):
                     f.write(data)
-                    pos += len(data)
             os.replace(tmp, path)
         except BaseException:
             try:

@@ -440,13 +440,8 @@ class ShardReader:
         stored = getattr(self.source, "stored", None)  # encrypted: hash the ciphertext file
         sha = hashlib.sha256()
         if stored is not None:
-            pos, chunk = 0, 8 << 20
-            while pos < stored.size:
-                data = stored.read(pos, min(chunk, stored.size - pos))
-                if not data:
-                    raise IntegrityError(f"{self.name}: shard truncated at offset {pos}")
+            for data in storage.read_chunks(stored, stored.size):
                 sha.update(data)
-                pos += len(data)
         keys = self.keys()
         expected = {}
         for i in range(len(ix)):

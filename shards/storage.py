@@ -12,7 +12,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
 import fsspec
@@ -176,6 +176,17 @@ class FsspecSource:
 
     def close(self) -> None:
         pass
+
+
+def read_chunks(src: RangeSource, size: int, chunk: int = 8 << 20) -> Iterator[bytes]:
+    """``src``'s bytes ``[0, size)`` in reads of ``chunk``; ``IntegrityError`` if it ends early."""
+    pos = 0
+    while pos < size:
+        data = src.read(pos, min(chunk, size - pos))
+        if not data:
+            raise IntegrityError(f"{src.name}: ends at offset {pos}, expected {size} bytes (truncated?)")
+        yield data
+        pos += len(data)
 
 
 def open_source(fs: Any, path: str, size: int | None = None, retry: float = RETRY_SECONDS) -> RangeSource:
