@@ -7,10 +7,12 @@ rerun over the same inputs plans the same tasks, and their shards get the same n
 from __future__ import annotations
 
 import hashlib
+import marshal
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from .sources import Unit
+from .sources import FileRef, Unit
 
 MiB = 1 << 20
 
@@ -23,6 +25,27 @@ class Task:
     @property
     def size(self) -> int:
         return sum(u.size for u in self.units)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return loads_task, (dumps_task(self),)
+
+
+def dumps_task(task: Task) -> bytes:
+    """A task as one opaque blob. Thousands of small objects pickle slowly, and a task
+    passed as objects is unpickled and re-pickled by the scheduler on its way to a worker
+    (on a small machine, CPU the workers share); a blob of plain tuples costs ~5x less,
+    and the scheduler only copies it."""
+    rows = [(u.kind, u.name, u.index, [(e, f.url, f.size, f.version) for e, f in u.files]) for u in task.units]
+    return marshal.dumps((task.id, rows))
+
+
+def loads_task(blob: bytes) -> Task:
+    tid, rows = marshal.loads(blob)
+    units = tuple(
+        Unit(kind, name, tuple((e, FileRef(url, size, version)) for e, url, size, version in files), index)
+        for kind, name, index, files in rows
+    )
+    return Task(tid, units)
 
 
 def task_id(units: Iterable[Unit]) -> str:

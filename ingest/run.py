@@ -26,7 +26,7 @@ from ..shards import storage
 from ..shards.manifest import Manifest
 from ..shards.writer import MiB, ShardInfo, ShardWriter
 from .ledger import Ledger, commit_meta
-from .plan import Task, plan
+from .plan import Task, dumps_task, plan
 from .sources import Source, Unit, read_unit, unit_ref
 
 # Exit codes of `exashard ingest` (documented in the README)
@@ -163,7 +163,7 @@ def sample_key(secret: bytes, name: str) -> str:
 
 
 def run_task(
-    task: Task,
+    task: Task | bytes,
     out: str,
     *,
     storage_options: dict[str, Any] | None,
@@ -180,8 +180,11 @@ def run_task(
 ) -> TaskResult:
     from ..privacy.pseudonym import Pseudonymizer
     from ..privacy.stage import PrivacyStage
+    from .plan import loads_task
     from .sources import Reader
 
+    if isinstance(task, bytes):  # as the driver submits it (plan.dumps_task)
+        task = loads_task(task)
     stage = PrivacyStage(policy, pseudonyms=Pseudonymizer(secret, dataset_id), forget=forget)
     res = TaskResult(task.id)
     stats: Counter[str] = Counter()
@@ -313,11 +316,15 @@ def ingest(
     ledger = Ledger(m, secret)
     ledger.load(merge=lock is not None)
 
+    digests: dict[str, str] = {}  # identity -> ledger digest, for planned, uncommitted units
+
     def new_units() -> Iterator[Unit]:
         for u in _units(srcs):
-            if ledger.digest(u.identity) in ledger:
+            d = ledger.digest(u.identity)
+            if d in ledger:
                 report.skipped_inputs += 1
             else:
+                digests[u.identity] = d
                 yield u
 
     tasks = plan(new_units(), max_bytes=task_bytes)
@@ -325,7 +332,7 @@ def ingest(
     if first is None:  # nothing new: no cluster, no commit
         report.seconds = time.monotonic() - t0
         return report
-    tasks = itertools.chain([first], tasks)
+    tasks = itertools.chain([first], tasks)  # the listing goes on from here: never twice
     own_cluster = own_client = None
     if client is None:
         from distributed import Client, LocalCluster
@@ -341,7 +348,6 @@ def ingest(
     try:
         from distributed import as_completed
 
-        tasks = plan(new_units(), max_bytes=task_bytes)
         pending = as_completed()
         by_key: dict[str, Task] = {}
         inflight = 0
@@ -367,7 +373,7 @@ def ingest(
                         pairs[sid] = kr.new_data_key(context(dataset_id, sid))  # type: ignore[union-attr]
                     data_keys = TaskKeys(pairs, kr.id)  # type: ignore[union-attr]
                 fut = client.submit(
-                    run_task, task, root if storage.is_local(fs) else out,
+                    run_task, dumps_task(task), root if storage.is_local(fs) else out,
                     storage_options=storage_options, source_options=source_options, policy=pol, secret=secret,
                     dataset_id=dataset_id, data_keys=data_keys, keyring=kr if kms else None, encrypt=encrypt,
                     shard_size=shard_size, forget=forget_set, clear_urls=pol.clear_urls,
@@ -389,7 +395,7 @@ def ingest(
             failpoint("ingest.before-commit")
             # shards and the ledger entries of their inputs become visible in one commit
             rows = [ShardInfo.from_dict(d, "task result") for d in res.shards]
-            meta = commit_meta(task.id, [ledger.digest(u.identity) for u in task.units])
+            meta = commit_meta(task.id, [digests.pop(u.identity, None) or ledger.digest(u.identity) for u in task.units])
             report.versions.append(m.commit(add=rows, operation="ingest", meta=meta))
             failpoint("ingest.after-commit")
             prog.update(report, done, planned if exhausted else None)

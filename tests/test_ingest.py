@@ -58,7 +58,22 @@ def test_example_folder_local(tmp_path, local_client):
     assert sum(r["extra"]["privacy"]["subjects"] for r in rows) == 6
     # a rerun over the same inputs does nothing
     again = exashard.ingest(str(EXAMPLES / "raw"), str(out), policy=str(EXAMPLES / "policy.toml"), client=local_client)
-    assert again.samples == 0 and again.skipped_inputs >= 1 and inspect(str(out))["samples"] == 6
+    assert again.samples == 0 and again.skipped_inputs == 6 and inspect(str(out))["samples"] == 6
+
+
+def test_incremental_run_lists_once_and_counts_skips_once(tmp_path, local_client):
+    """A new input listed after committed ones: the committed ones are skipped (and
+    counted) exactly once, and only the new one is ingested."""
+    import exashard
+
+    src = tmp_path / "raw"
+    shutil.copytree(EXAMPLES / "raw", src)
+    out = tmp_path / "ds"
+    exashard.ingest(str(src), str(out), policy=str(EXAMPLES / "policy.toml"), client=local_client)
+    (src / "zz_new.txt").write_text("a new caption")
+    again = exashard.ingest(str(src), str(out), policy=str(EXAMPLES / "policy.toml"), client=local_client)
+    assert (again.skipped_inputs, again.inputs, again.samples) == (6, 1, 1)
+    assert inspect(str(out))["samples"] == 7
 
 
 def test_rerun_plans_the_same_tasks(tmp_path):
@@ -68,6 +83,43 @@ def test_rerun_plans_the_same_tasks(tmp_path):
     a = [t.id for t in plan(Source(str(EXAMPLES / "raw")).units(), max_bytes=4000)]
     b = [t.id for t in plan(Source(str(EXAMPLES / "raw")).units(), max_bytes=4000)]
     assert a == b and len(a) > 1
+
+
+def test_local_listing_equals_fsspec_listing(tmp_path):
+    """The local scandir fast path gives the same units (URL, size, mtime: the ledger's
+    identities) in the same order as the generic fsspec walk, links and dotfiles included."""
+    import pickle
+
+    from exashard.ingest import sources
+    from exashard.ingest.sources import Source
+
+    src = tmp_path / "raw"
+    for d in ("b", "a/z", "a/c", "c"):
+        (src / d).mkdir(parents=True)
+    (src / "top.txt").write_text("t")
+    (src / "a/z/1.jpg").write_bytes(b"j" * 10)
+    (src / "a/z/1.json").write_text("{}")
+    (src / "a/c/2.txt").write_text("two")
+    (src / "b/.hidden.txt").write_text("h")
+    (src / "b/noext").write_text("n")
+    (src / "c/link.txt").symlink_to(src / "a/c/2.txt")
+    (src / "c/dangling.txt").symlink_to(src / "missing.txt")
+    (src / "c/dirlink.txt").symlink_to(src / "a")
+
+    def listing(local: bool):
+        real = sources.storage.is_local
+        try:
+            sources.storage.is_local = lambda fs: local
+            return list(Source(str(src)).units())
+        finally:
+            sources.storage.is_local = real
+
+    fast, generic = listing(True), listing(False)
+    assert fast == generic
+    assert [u.name for u in fast] == ["top", "a/c/2", "a/z/1", "c/dangling", "c/dirlink", "c/link"]
+    link = next(u for u in fast if u.name == "c/link")
+    assert link.files[0][1].size == 3  # the target's size, as fsspec reports it
+    assert pickle.loads(pickle.dumps(fast)) == fast
 
 
 def test_bad_inputs_quarantined_and_counted(tmp_path, local_client):
