@@ -35,7 +35,7 @@ def dumps_task(task: Task) -> bytes:
     passed as objects is unpickled and re-pickled by the scheduler on its way to a worker
     (on a small machine, CPU the workers share); a blob of plain tuples costs ~5x less,
     and the scheduler only copies it."""
-    rows = [(u.kind, u.name, u.index, [(e, f.url, f.size, f.version) for e, f in u.files]) for u in task.units]
+    rows = [(u.kind, u.name, u.index, [(e, *f) for e, f in u.files]) for u in task.units]  # f: (url, size, version)
     return marshal.dumps((task.id, rows))
 
 

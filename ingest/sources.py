@@ -16,7 +16,7 @@ import os
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import fsspec
 
@@ -28,9 +28,11 @@ TAR_EXTS = (".tar", ".tar.gz", ".tgz")
 TABLE_OR_TAR = TABLE_EXTS + TAR_EXTS
 
 
-@dataclass(frozen=True, slots=True)
-class FileRef:
-    """One input object: URL, size and a version tag (etag or mtime) for identity."""
+class FileRef(NamedTuple):
+    """One input object: URL, size and a version tag (etag or mtime) for identity.
+
+    A named tuple rather than a frozen dataclass: the driver makes one per listed file,
+    and a tuple is made ~3x faster."""
 
     url: str
     size: int
@@ -39,11 +41,6 @@ class FileRef:
     @property
     def identity(self) -> str:
         return f"{self.url}\x00{self.size}\x00{self.version}"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # a task ships thousands of these to a worker: a plain tuple pickles ~5x faster
-        # than the dataclass default (which calls fields() per object)
-        return FileRef, (self.url, self.size, self.version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,19 +138,22 @@ class Source:
             }
 
     def _folder(self, root: str) -> Iterator[Unit]:
+        # this loop runs once per listed file, on the driver: locals, no helper calls
+        local = self.proto in ("file", "local")
+        proto = f"{self.proto}://"
         for dirpath, files in self._walk(root):
             rel_dir = posixpath.relpath(dirpath, root) if dirpath != root else ""
             groups: dict[str, list[tuple[str, FileRef]]] = {}
             prefix = f"{rel_dir}/" if rel_dir else ""
             for fname in sorted(files):
-                stem, dot, ext = fname.partition(".")  # _ext_split, inlined: this loop runs per file
+                stem, _, ext = fname.partition(".")  # _ext_split, inlined
                 if not stem or not ext:  # also skips dotfiles (empty stem)
                     continue
                 if fname.endswith(TABLE_OR_TAR):
                     yield from self._units_at(posixpath.join(dirpath, fname), root)
                     continue
                 full, size, version = files[fname]
-                ref = FileRef(self._url(full), size, version)
+                ref = FileRef(full if local else proto + full, size, version)
                 key = prefix + stem
                 group = groups.get(key)
                 if group is None:
