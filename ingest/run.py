@@ -195,36 +195,39 @@ def run_task(
         subject_field=subject_field,
     )
     reader = Reader(source_options)
-    with writer:
-        for pos, unit in enumerate(task.units):
-            ref = unit.files[0][1].url if clear_urls else unit_ref(unit, secret)
-            res.units += 1
-            try:
-                for sub, (name, fields) in enumerate(read_unit(unit, source_options, reader)):
-                    res.input_bytes += sum(len(v) for v in fields.values())
-                    s = Sample(sample_key(secret, f"{unit.name}\x00{sub}\x00{name}"), fields, source=f"{ref}#{sub}")
-                    try:
-                        if not fields or not any(len(v) for v in fields.values()):
-                            raise QuarantineError(f"sample {s.source}: empty input")
-                        out_s = stage.apply(s)
-                    except QuarantineError as e:
-                        res.quarantined.append(Quarantined(s.source or ref, str(e)))
-                        continue
-                    if out_s is None:
-                        res.excluded += 1
-                        continue
-                    if not out_s.fields:
-                        res.quarantined.append(Quarantined(s.source or ref, "no field survived the policy"))
-                        continue
-                    writer.write(out_s)
-                    stats.update(out_s.stats)
-                    res.samples += 1
-            except QuarantineError as e:
-                res.quarantined.append(Quarantined(ref, str(e)))
-            except FileNotFoundError:
-                res.quarantined.append(Quarantined(ref, f"input {pos} vanished between listing and reading"))
-            except (PermissionError, IsADirectoryError) as e:
-                res.quarantined.append(Quarantined(ref, f"input {pos} unreadable ({e.__class__.__name__})"))
+    try:
+        with writer:
+            for pos, unit in enumerate(task.units):
+                ref = unit.files[0][1].url if clear_urls else unit_ref(unit, secret)
+                res.units += 1
+                try:
+                    for sub, (name, fields) in enumerate(read_unit(unit, source_options, reader)):
+                        res.input_bytes += sum(len(v) for v in fields.values())
+                        s = Sample(sample_key(secret, f"{unit.name}\x00{sub}\x00{name}"), fields, source=f"{ref}#{sub}")
+                        try:
+                            if not fields or not any(len(v) for v in fields.values()):
+                                raise QuarantineError(f"sample {s.source}: empty input")
+                            out_s = stage.apply(s)
+                        except QuarantineError as e:
+                            res.quarantined.append(Quarantined(s.source or ref, str(e)))
+                            continue
+                        if out_s is None:
+                            res.excluded += 1
+                            continue
+                        if not out_s.fields:
+                            res.quarantined.append(Quarantined(s.source or ref, "no field survived the policy"))
+                            continue
+                        writer.write(out_s)
+                        stats.update(out_s.stats)
+                        res.samples += 1
+                except QuarantineError as e:
+                    res.quarantined.append(Quarantined(ref, str(e)))
+                except FileNotFoundError:
+                    res.quarantined.append(Quarantined(ref, f"input {pos} vanished between listing and reading"))
+                except (PermissionError, IsADirectoryError) as e:
+                    res.quarantined.append(Quarantined(ref, f"input {pos} unreadable ({e.__class__.__name__})"))
+    finally:
+        reader.close()
     res.shards = [s.to_dict() for s in writer.shards]
     res.stats = dict(stats)
     return res

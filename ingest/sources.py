@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
 import posixpath
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -163,6 +163,18 @@ class Source:
             for name in sorted(groups):
                 yield Unit("files", name, tuple(groups[name]))
 
+    def _table(self, path: str) -> Iterator[Unit]:
+        info = self.fs.info(path)
+        ref = FileRef(self._url(path), int(info.get("size") or 0), _version(info))
+        n = count_rows(self.fs, path)
+        for i in range(n):
+            yield Unit("row", f"{posixpath.basename(path)}#{i}", (("table", ref),), i)
+
+    def _tar(self, path: str) -> Iterator[Unit]:
+        info = self.fs.info(path)
+        ref = FileRef(self._url(path), int(info.get("size") or 0), _version(info))
+        yield Unit("tar", posixpath.basename(path), (("tar", ref),), -1)
+
 
 def _local_walk(root: str) -> Iterator[tuple[str, dict[str, tuple[str, int, str]]]]:
     """The local fast path of ``Source._walk``: os.scandir, one stat per file, none per
@@ -197,18 +209,6 @@ def _local_walk(root: str) -> Iterator[tuple[str, dict[str, tuple[str, int, str]
         yield d, files
         stack.extend(posixpath.join(d, n) for n in sorted(subdirs, reverse=True))
 
-    def _table(self, path: str) -> Iterator[Unit]:
-        info = self.fs.info(path)
-        ref = FileRef(self._url(path), int(info.get("size") or 0), _version(info))
-        n = count_rows(self.fs, path)
-        for i in range(n):
-            yield Unit("row", f"{posixpath.basename(path)}#{i}", (("table", ref),), i)
-
-    def _tar(self, path: str) -> Iterator[Unit]:
-        info = self.fs.info(path)
-        ref = FileRef(self._url(path), int(info.get("size") or 0), _version(info))
-        yield Unit("tar", posixpath.basename(path), (("tar", ref),), -1)
-
 
 def count_rows(fs: Any, path: str) -> int:
     if path.endswith(".parquet"):
@@ -225,11 +225,14 @@ def count_rows(fs: Any, path: str) -> int:
 
 
 class Reader:
-    """Reads input URLs, resolving each filesystem once (per protocol) rather than per file."""
+    """Reads a task's inputs on a worker: each filesystem resolved once (per protocol), and
+    table rows through one forward cursor per table, so a task's rows (planned in order)
+    cost one pass over their table rather than one pass per row. ``close()`` when done."""
 
     def __init__(self, storage_options: dict[str, Any] | None = None) -> None:
         self.so = storage_options or {}
         self._fs: dict[str, Any] = {}
+        self._table: _TableCursor | None = None
 
     def read(self, url: str) -> bytes:
         proto = url.split("://", 1)[0] if "://" in url else "file"
@@ -242,24 +245,113 @@ class Reader:
             fs = self._fs[proto] = fsspec.filesystem(proto, **self.so)
         return fs.cat_file(url)
 
+    def row(self, url: str, index: int) -> dict[str, Any]:
+        """Row ``index`` of the table at ``url`` as a dict of column values."""
+        c = self._table
+        if c is None or c.url != url or index < c.next:
+            if c is not None:
+                c.close()
+            c = self._table = _TableCursor(url, self.so, index)
+        return c.get(index)
+
+    def close(self) -> None:
+        if self._table is not None:
+            self._table.close()
+            self._table = None
+
+
+class _TableCursor:
+    """Reads one table forward from row ``start``: JSONL line by line (plain or gzip),
+    Parquet in record batches from the row group that holds ``start`` (row groups before
+    it are skipped by their metadata, never decoded). Memory: one batch of rows."""
+
+    BATCH = 256
+
+    def __init__(self, url: str, so: dict[str, Any], start: int) -> None:
+        self.url = url
+        self.next = 0  # the index the next row read has
+        self._f = fsspec.open(url, "rb", **so).open()
+        self._rows: Iterator[Any]
+        try:
+            if url.endswith(".parquet"):
+                self._rows = self._parquet(start)
+            else:
+                self._rows = self._jsonl()
+        except Exception:
+            self._f.close()
+            raise
+
+    def _parquet(self, start: int) -> Iterator[dict[str, Any]]:
+        import pyarrow.parquet as pq
+
+        try:
+            pf = pq.ParquetFile(self._f)
+        except Exception as e:  # pyarrow raises its own error types for damaged files
+            raise QuarantineError(f"not a readable Parquet file ({e.__class__.__name__})") from None
+        first, skipped = 0, 0
+        for g in range(pf.num_row_groups):
+            n = pf.metadata.row_group(g).num_rows
+            if start < skipped + n:
+                break
+            skipped += n
+            first = g + 1
+        self.next = skipped
+        return (row for b in pf.iter_batches(batch_size=self.BATCH, row_groups=range(first, pf.num_row_groups))
+                for row in b.to_pylist())
+
+    def _jsonl(self) -> Iterator[bytes]:
+        stream = gzip.open(self._f) if self.url.endswith(".gz") else self._f  # noqa: SIM115 - closed with _f
+        return (line for line in stream if line.strip())
+
+    def get(self, index: int) -> dict[str, Any]:
+        where = f"row {index}"
+        try:
+            while True:
+                row = next(self._rows, None)
+                if row is None:
+                    raise QuarantineError(f"{where}: past the end of the table")
+                i = self.next
+                self.next += 1
+                if i == index:
+                    break
+        except QuarantineError:
+            raise
+        except (OSError, EOFError, zlib.error, ValueError) as e:  # truncated gzip, damaged Parquet page, I/O
+            raise QuarantineError(f"{where}: table unreadable ({e.__class__.__name__})") from None
+        if isinstance(row, bytes):  # a JSONL line
+            try:
+                row = json.loads(row)
+            except ValueError:
+                raise QuarantineError(f"{where}: not a JSON object line") from None
+            if not isinstance(row, dict):
+                raise QuarantineError(f"{where}: not a JSON object line")
+        return row
+
+    def close(self) -> None:
+        self._f.close()
+
 
 def read_unit(
     unit: Unit, storage_options: dict[str, Any] | None = None, reader: Reader | None = None
 ) -> Iterator[tuple[str, dict[str, bytes]]]:
     """``(name, fields)`` for each sample of a unit (a tar unit yields many)."""
     so = storage_options or {}
-    if unit.kind == "files":
-        rd = reader or Reader(so)
-        fields: dict[str, bytes] = {}
-        for ext, ref in unit.files:
-            fields[ext] = rd.read(ref.url)
-        yield unit.name, fields
-    elif unit.kind == "row":
-        yield unit.name, read_row(unit.files[0][1].url, unit.index, so)
-    elif unit.kind == "tar":
-        yield from read_tar(unit.files[0][1].url, so)
-    else:
-        raise QuarantineError(f"unknown unit kind {unit.kind!r}")
+    rd = reader or Reader(so)
+    try:
+        if unit.kind == "files":
+            fields: dict[str, bytes] = {}
+            for ext, ref in unit.files:
+                fields[ext] = rd.read(ref.url)
+            yield unit.name, fields
+        elif unit.kind == "row":
+            yield unit.name, _row_fields(rd.row(unit.files[0][1].url, unit.index), so, f"row {unit.index}")
+        elif unit.kind == "tar":
+            yield from read_tar(unit.files[0][1].url, so)
+        else:
+            raise QuarantineError(f"unknown unit kind {unit.kind!r}")
+    finally:
+        if reader is None:
+            rd.close()
 
 
 def _read(url: str, so: dict[str, Any]) -> bytes:
@@ -290,65 +382,35 @@ def _row_fields(row: dict[str, Any], so: dict[str, Any], where: str) -> dict[str
     return fields
 
 
-def read_row(url: str, index: int, so: dict[str, Any]) -> dict[str, bytes]:
-    where = f"row {index}"
-    if url.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        with fsspec.open(url, "rb", **so) as f:
-            pf = pq.ParquetFile(f)
-            start = 0
-            for g in range(pf.num_row_groups):
-                n = pf.metadata.row_group(g).num_rows
-                if index < start + n:
-                    row = pf.read_row_group(g).slice(index - start, 1).to_pylist()[0]
-                    return _row_fields(row, so, where)
-                start += n
-        raise QuarantineError(f"{where}: past the end of the table")
-    with fsspec.open(url, "rb", **so) as f:
-        stream = gzip.open(f) if url.endswith(".gz") else f  # noqa: SIM115 - closed with f
-        i = 0
-        for line in stream:
-            if not line.strip():
-                continue
-            if i == index:
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    raise QuarantineError(f"{where}: not a JSON object line") from None
-                if not isinstance(row, dict):
-                    raise QuarantineError(f"{where}: not a JSON object line")
-                return _row_fields(row, so, where)
-            i += 1
-    raise QuarantineError(f"{where}: past the end of the table")
-
-
 def read_tar(url: str, so: dict[str, Any]) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """The samples of a WebDataset tar (plain or gzip), streamed: memory holds one member,
+    never the whole tar. A tar damaged part-way yields the samples before the damage, then
+    raises QuarantineError."""
     import tarfile
 
-    with fsspec.open(url, "rb", **so) as f:
-        raw = f.read()
-    data = gzip.decompress(raw) if url.endswith((".gz", ".tgz")) else raw
-    try:
-        tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:")  # noqa: SIM115 - used in a with below
-    except tarfile.TarError:
-        raise QuarantineError("not a readable tar file") from None
     current: str | None = None
     fields: dict[str, bytes] = {}
-    with tf:
-        for m in tf:
-            if not m.isfile():
-                continue
-            split = _ext_split(m.name)
-            if split is None:
-                continue
-            stem, ext = split
-            if stem != current and fields:
-                yield current or "", fields
-                fields = {}
-            current = stem
-            fh = tf.extractfile(m)
-            fields[ext] = fh.read() if fh is not None else b""
+    with fsspec.open(url, "rb", **so) as f:
+        try:
+            with tarfile.open(fileobj=f, mode="r|*") as tf:
+                for k, m in enumerate(tf):
+                    if not m.isfile():
+                        continue
+                    split = _ext_split(m.name)
+                    if split is None:
+                        continue
+                    stem, ext = split
+                    if stem != current and fields:
+                        yield current or "", fields
+                        fields = {}
+                    current = stem
+                    fh = tf.extractfile(m)
+                    data = fh.read() if fh is not None else b""
+                    if len(data) != m.size:  # streamed: a cut tar ends a member short, silently
+                        raise QuarantineError(f"tar member {k} truncated")  # by position: names are input
+                    fields[ext] = data
+        except (tarfile.TarError, EOFError, zlib.error) as e:
+            raise QuarantineError(f"not a readable tar file ({e.__class__.__name__})") from None
     if fields:
         yield current or "", fields
 
