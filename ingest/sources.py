@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import os
 import posixpath
@@ -385,31 +386,30 @@ def _row_fields(row: dict[str, Any], so: dict[str, Any], where: str) -> dict[str
 def read_tar(url: str, so: dict[str, Any]) -> Iterator[tuple[str, dict[str, bytes]]]:
     """The samples of a WebDataset tar (plain or gzip), streamed: memory holds one member,
     never the whole tar. A tar damaged part-way yields the samples before the damage, then
-    raises QuarantineError."""
-    import tarfile
+    raises QuarantineError (members are named by position: names are input)."""
+    from ..errors import IntegrityError
+    from ..shards.tar import iter_file_members
 
     current: str | None = None
     fields: dict[str, bytes] = {}
-    with fsspec.open(url, "rb", **so) as f:
+    with fsspec.open(url, "rb", **so) as raw:
+        f: Any = io.BufferedReader(raw, 1 << 20) if not isinstance(raw, io.BufferedIOBase) else raw
+        if url.endswith((".gz", ".tgz")):
+            f = gzip.GzipFile(fileobj=f)
         try:
-            with tarfile.open(fileobj=f, mode="r|*") as tf:
-                for k, m in enumerate(tf):
-                    if not m.isfile():
-                        continue
-                    split = _ext_split(m.name)
-                    if split is None:
-                        continue
-                    stem, ext = split
-                    if stem != current and fields:
-                        yield current or "", fields
-                        fields = {}
-                    current = stem
-                    fh = tf.extractfile(m)
-                    data = fh.read() if fh is not None else b""
-                    if len(data) != m.size:  # streamed: a cut tar ends a member short, silently
-                        raise QuarantineError(f"tar member {k} truncated")  # by position: names are input
-                    fields[ext] = data
-        except (tarfile.TarError, EOFError, zlib.error) as e:
+            for name, data in iter_file_members(f, where="input tar"):
+                split = _ext_split(name)
+                if split is None:
+                    continue
+                stem, ext = split
+                if stem != current and fields:
+                    yield current or "", fields
+                    fields = {}
+                current = stem
+                fields[ext] = data
+        except IntegrityError as e:
+            raise QuarantineError(f"not a readable tar file: {str(e).removeprefix('input tar ')}") from None
+        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
             raise QuarantineError(f"not a readable tar file ({e.__class__.__name__})") from None
     if fields:
         yield current or "", fields

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import IntegrityError
 
@@ -162,3 +163,90 @@ def iter_members(buf: bytes | memoryview, base: int = 0, where: str = "tar") -> 
             raise IntegrityError(f"{at}: tar member data truncated")
         yield TarMember(name_raw.decode("utf-8", "surrogateescape"), base + data_at, size)
         pos = data_at + size + padding(size)
+
+
+# Input tars: regular files (and contiguous files, type 7) are read; links, devices,
+# directories and FIFOs carry no data and are skipped; other types (GNU volume and dump
+# metadata, vendor types) are passed over by their size, as Python's tarfile does; GNU
+# sparse files are refused.
+_REGULAR = (b"0", b"\0", b"7")
+_NO_DATA = frozenset({b"1", b"2", b"3", b"4", b"5", b"6"})
+_MAX_META = 1 << 20  # a PAX or GNU long-name header larger than this is not a name
+
+
+def _read_exact(f: Any, n: int, at: str) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise IntegrityError(f"{at}: tar cut short ({len(data)} of {n} bytes)")
+    return data
+
+
+def _skip(f: Any, n: int, at: str) -> None:
+    while n > 0:
+        chunk = f.read(min(n, 1 << 20))
+        if not chunk:
+            raise IntegrityError(f"{at}: tar cut short")
+        n -= len(chunk)
+
+
+def iter_file_members(f: Any, where: str = "tar", max_member: int | None = None) -> Iterator[tuple[str, bytes]]:
+    """``(name, data)`` of each regular file in a tar read from the file object ``f``,
+    streamed: memory holds one member. Reads what ordinary tools write (ustar, PAX ``x``
+    and ``g`` headers, GNU long names ``L``); directories, links and devices are skipped.
+    A header cut short, a bad checksum, a member cut short, GNU sparse members or a
+    member over ``max_member`` bytes raise ``IntegrityError``. This is the reader for
+    *input* tars; ``iter_members`` parses our own shards' tar bytes."""
+    pax: dict[str, bytes] = {}
+    long_name: bytes | None = None
+    offset = 0
+    while True:
+        at = f"{where} at tar offset {offset}"
+        block = f.read(BLOCK)
+        if not block or block == bytes(BLOCK):
+            return  # end of archive (or a tar without its end marker, as other readers allow)
+        if len(block) != BLOCK:
+            raise IntegrityError(f"{at}: truncated tar header")
+        stored = _parse_octal(block[148:156], at)
+        if stored != sum(block[:148]) + 256 + sum(block[156:]):
+            raise IntegrityError(f"{at}: tar header checksum mismatch")
+        typeflag = block[156:157]
+        if block[124] & 0x80:
+            raise IntegrityError(f"{at}: base-256 tar sizes are not supported")
+        size = _parse_octal(block[124:136], at)
+        offset += BLOCK
+        if typeflag in (b"x", b"g", b"L", b"K"):
+            if size > _MAX_META:
+                raise IntegrityError(f"{at}: {size}-byte extended header")
+            meta = _read_exact(f, size, at)
+            _skip(f, padding(size), at)
+            offset += size + padding(size)
+            if typeflag == b"x":
+                pax = _parse_pax(meta, at)
+            elif typeflag == b"L":
+                long_name = meta.split(b"\0", 1)[0]
+            continue  # global PAX headers and GNU long link names change nothing we keep
+        if "size" in pax:
+            if not pax["size"].isdigit() or len(pax["size"]) > 20:
+                raise IntegrityError(f"{at}: bad PAX size")
+            size = int(pax["size"])
+        name_raw = pax.get("path") or long_name
+        if name_raw is None:
+            name_raw = block[:100].split(b"\0", 1)[0]
+            prefix = block[345:500].split(b"\0", 1)[0] if block[257:262] == b"ustar" else b""
+            if prefix:
+                name_raw = prefix + b"/" + name_raw
+        pax, long_name = {}, None
+        if typeflag in _NO_DATA:
+            continue
+        if typeflag == b"S":
+            raise IntegrityError(f"{at}: GNU sparse tar members are not supported")
+        if typeflag not in _REGULAR:
+            _skip(f, size + padding(size), at)
+            offset += size + padding(size)
+            continue
+        if max_member is not None and size > max_member:
+            raise IntegrityError(f"{at}: a {size}-byte member is over the {max_member}-byte limit")
+        data = _read_exact(f, size, at)
+        _skip(f, padding(size), at)
+        offset += size + padding(size)
+        yield name_raw.decode("utf-8", "surrogateescape"), data

@@ -13,6 +13,7 @@ trusting a declared size far past the stored one (``lying_frame`` cases).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -55,7 +56,7 @@ from exashard.shards.format import (
     seek_table_size,
 )
 from exashard.shards.manifest import checkpoint_name, commit_name
-from exashard.shards.tar import END_OF_ARCHIVE, iter_members, member_header, padding
+from exashard.shards.tar import END_OF_ARCHIVE, iter_file_members, iter_members, member_header, padding
 from exashard.shards.writer import ShardInfo
 from exashard.shards.zframe import raw_blocks
 
@@ -450,6 +451,10 @@ def tar_case(corpus: Corpus, spec: dict[str, Any]) -> Outcome:
         end = spec.get("base", 0) + len(data)
         for m in iter_members(data, spec.get("base", 0)):
             assert m.size >= 0 and m.offset + m.size <= end, m
+        got = 0  # the same bytes as an input tar, streamed
+        for _name, blob in iter_file_members(io.BytesIO(data)):
+            got += len(blob)
+            assert got <= len(data)
 
     return checked(run, len(data), f"tar {spec!r}")
 

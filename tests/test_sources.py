@@ -11,6 +11,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exashard.ingest.plan import Task, plan
 from exashard.ingest.run import run_task
@@ -215,3 +217,41 @@ def test_glob_and_several_sources_in_one_run(tmp_path):
     again = exashard.ingest([str(a / "part*.jsonl"), str(tars), str(EXAMPLES / "raw")], str(out), workers=1,
                             progress=False)
     assert again.samples == 0 and again.skipped_inputs == 6 + 1 + 6
+
+
+_names = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00/"), min_size=1, max_size=120)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    fmt=st.sampled_from([tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT]),
+    members=st.lists(st.tuples(st.sampled_from(["file", "dir", "symlink"]), _names, st.binary(max_size=1500)),
+                     max_size=8),
+    gz=st.booleans(),
+)
+def test_input_tar_reader_agrees_with_tarfile(fmt, members, gz):
+    """The streaming reader of input tars gives what Python's tarfile gives for every
+    regular file, in every format tarfile writes (long and non-ASCII names included)."""
+    from exashard.shards.tar import iter_file_members
+
+    buf = io.BytesIO()
+    expect = []
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tf:
+        for k, (kind, name, data) in enumerate(members):
+            name = f"d{k}/{name}"
+            if fmt == tarfile.USTAR_FORMAT and (len(name.encode()) > 100 or not name.isascii()):
+                continue  # ustar cannot hold it: tarfile refuses
+            info = tarfile.TarInfo(name)
+            if kind == "dir":
+                info.type = tarfile.DIRTYPE
+                tf.addfile(info)
+            elif kind == "symlink":
+                info.type, info.linkname = tarfile.SYMTYPE, "x" * (150 if fmt != tarfile.USTAR_FORMAT else 50)
+                tf.addfile(info)
+            else:
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+                expect.append((name, data))
+    blob = gzip.compress(buf.getvalue()) if gz else buf.getvalue()
+    f = gzip.GzipFile(fileobj=io.BytesIO(blob)) if gz else io.BytesIO(blob)
+    assert list(iter_file_members(f)) == expect
