@@ -5,7 +5,10 @@
    ``litdata.optimize`` (zstd, no privacy, no encryption) vs webdataset's ShardWriter
    (plain tar, one process, shards fsync'd as a crash-safe writer must); plus the
    fsync'd sequential write speed of the same disk, measured in the same run.
-2. 1 vs 2 workers on the CPU-bound stages (output to memory:// in the workers).
+2. 1 vs 2 workers on the CPU-bound stages (output to memory:// in the workers): over the
+   raw folder (the driver also lists and stats its 40,000 files, on the same cores), and
+   over the same samples as 20 WebDataset tars (the driver lists 20 files, so only the
+   workers' stages are measured).
 3. Driver memory while planning a folder of many small objects.
 
     python bench/ingest.py --samples 20000 --plan-objects 1000000
@@ -49,6 +52,18 @@ def make_raw(folder: str, n: int, seed: int = 0) -> int:
             json.dump(side, f)
         total += os.path.getsize(p)
     return total
+
+
+def make_tars(folder: str, tars: str) -> None:
+    """The same samples as WebDataset tars, one per subfolder (1,000 samples each)."""
+    import tarfile
+
+    os.makedirs(tars, exist_ok=True)
+    for sub in sorted(os.listdir(folder)):
+        d = os.path.join(folder, sub)
+        with tarfile.open(os.path.join(tars, f"{sub}.tar"), "w", format=tarfile.USTAR_FORMAT) as tf:
+            for name in sorted(os.listdir(d)):
+                tf.add(os.path.join(d, name), arcname=name)
 
 
 def folder_samples(folder: str):
@@ -140,6 +155,9 @@ def main(argv: list[str] | None = None) -> None:
     if not os.path.exists(raw):
         print(f"making {args.samples} JPEG + JSON samples ...", flush=True)
         make_raw(raw, args.samples)
+    tars = os.path.join(args.work, "tars")
+    if not os.path.exists(tars):
+        make_tars(raw, tars)
     raw_bytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(raw) for f in fs)
     keyring = os.path.join(args.work, "keyring.json")
     if not os.path.exists(keyring):
@@ -155,7 +173,8 @@ def main(argv: list[str] | None = None) -> None:
     times: dict[str, list[float]] = {}
     for r in range(args.runs):
         for name in ("disk fsync'd write", "exashard ingest (2 workers)", "litdata optimize (zstd)",
-                     "webdataset ShardWriter + fsync", "exashard 1 worker -> memory://", "exashard 2 workers -> memory://"):
+                     "webdataset ShardWriter + fsync", "exashard 1 worker -> memory://", "exashard 2 workers -> memory://",
+                     "exashard 1 worker, tar input -> memory://", "exashard 2 workers, tar input -> memory://"):
             out = os.path.join(args.work, f"out-{r}")
             shutil.rmtree(out, ignore_errors=True)
             cluster = client = None
@@ -184,7 +203,8 @@ def main(argv: list[str] | None = None) -> None:
                 run_wds(raw, out)
             else:
                 _clear_memory_fs()  # the driver's manifests of earlier runs (a rerun would skip committed tasks)
-                rep = run_exashard(raw, f"memory://bench-{r}-{name[9]}", keyring, 0, client)
+                src = tars if "tar input" in name else raw
+                rep = run_exashard(src, f"memory://bench-{r}-{name[9]}-{'t' if src == tars else 'f'}", keyring, 0, client)
                 if rep.samples != args.samples:
                     print(f"WARNING {name}: {rep.samples} samples, {len(rep.quarantined)} quarantined", rep.quarantined[:3])
             times.setdefault(name, []).append(time.perf_counter() - t)
@@ -198,7 +218,9 @@ def main(argv: list[str] | None = None) -> None:
     ex = med["exashard ingest (2 workers)"]
     ratios = {"vs webdataset": med["webdataset ShardWriter + fsync"] / ex,
               "of fsync'd disk speed": med["disk fsync'd write"] / ex,
-              "speed-up 1 -> 2 workers": med["exashard 1 worker -> memory://"] / med["exashard 2 workers -> memory://"]}
+              "speed-up 1 -> 2 workers": med["exashard 1 worker -> memory://"] / med["exashard 2 workers -> memory://"],
+              "speed-up 1 -> 2 workers, tar input": med["exashard 1 worker, tar input -> memory://"]
+              / med["exashard 2 workers, tar input -> memory://"]}
     if "litdata optimize (zstd)" in med:
         ratios["vs litdata"] = med["litdata optimize (zstd)"] / ex
     res["ratios"] = ratios
