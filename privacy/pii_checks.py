@@ -17,30 +17,50 @@ from exashard.privacy import pii_patterns as P
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _B58_INDEX = {c: i for i, c in enumerate(_B58)}
 _BECH = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-_BECH_INDEX = {c: i for i, c in enumerate(_BECH)}
+_BECH_VALUES = bytes(_BECH.find(chr(b)) % 256 for b in range(256))  # -1 (not in the alphabet) -> 255
+
+
+# Luhn: the digits in odd places from the right are doubled (and 9 subtracted past 9).
+_LUHN_DOUBLED = bytes.maketrans(b"0123456789", b"0246813579")
 
 
 def luhn_ok(digits: str) -> bool:
-    doubled = ((ord(c) - 48) << (i & 1) for i, c in enumerate(reversed(digits)))
-    return sum(d - 9 if d > 9 else d for d in doubled) % 10 == 0
+    """Luhn check of a string of ASCII digits."""
+    b = digits[::-1].encode("ascii")
+    return (sum(b[::2]) + sum(b[1::2].translate(_LUHN_DOUBLED)) - 48 * len(b)) % 10 == 0
+
+
+_IBAN_AS_DIGITS = {ord(c): str(int(c, 36)) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"}
 
 
 def iban_ok(compact: str) -> bool:
-    """Country length and ISO 7064 mod-97 check of an IBAN without spaces."""
+    """Country length and ISO 7064 mod-97 check of an IBAN without spaces (ASCII letters, digits)."""
     if P.IBAN_LENGTHS.get(compact[:2]) != len(compact) or not compact[2:4].isdigit():
         return False
-    s = compact[4:] + compact[:4]
-    return int("".join(str(int(c, 36)) for c in s)) % 97 == 1
+    return int((compact[4:] + compact[:4]).translate(_IBAN_AS_DIGITS)) % 97 == 1
+
+
+# Issuer prefix (as written, 1-4 digits) -> the card lengths it allows: P.CARD_IIN unrolled.
+_IIN_LENGTHS: dict[str, frozenset[int]] = {}
+for _lo, _hi, _lens in P.CARD_IIN:
+    for _v in range(_lo, _hi + 1):
+        _IIN_LENGTHS[str(_v)] = _IIN_LENGTHS.get(str(_v), frozenset()) | _lens
+del _lo, _hi, _lens, _v
+_NONE: frozenset[int] = frozenset()
 
 
 def _card_ok(digits: str) -> bool:
-    n = len(digits)
-    return any(n in lens and lo <= int(digits[: len(str(lo))]) <= hi for lo, hi, lens in P.CARD_IIN) and luhn_ok(digits)
+    """An issuer range that allows this length, and the Luhn check (ASCII digits)."""
+    n, get = len(digits), _IIN_LENGTHS.get
+    return (n in get(digits[:1], _NONE) or n in get(digits[:2], _NONE) or n in get(digits[:3], _NONE)
+            or n in get(digits[:4], _NONE)) and luhn_ok(digits)
 
 
 def base58check_ok(addr: str) -> bool:
     """A P2PKH (version 0) or P2SH (version 5) address with a valid double-SHA-256 checksum."""
-    n = reduce(lambda acc, c: acc * 58 + _B58_INDEX[c], addr, 0)
+    n, index = 0, _B58_INDEX
+    for c in addr:
+        n = n * 58 + index[c]
     pad = len(addr) - len(addr.lstrip("1"))
     if n >= 1 << (8 * (25 - pad)):
         return False
@@ -63,20 +83,15 @@ def segwit_ok(addr: str) -> bool:
     """A ``bc1`` address: bech32 (witness v0) or bech32m (v1+) checksum and BIP-141 program rules."""
     if addr.lower() != addr and addr.upper() != addr or len(addr) > 90:
         return False
-    addr = addr.lower()
-    data = [_BECH_INDEX.get(c, -1) for c in addr[3:]]
-    if -1 in data or len(data) < 7:
+    data = addr.lower()[3:].encode("latin-1", "replace").translate(_BECH_VALUES)  # 5-bit values, 255: no bech32 character
+    if 255 in data or len(data) < 7:
         return False
-    const = _polymod([3, 3, 0, 2, 3] + data)  # "bc" expanded
-    ver, acc, bits, prog = data[0], 0, 0, bytearray()
-    for v in data[1:-6]:
-        acc, bits = (acc << 5) | v, bits + 5
-        if bits >= 8:
-            bits -= 8
-            prog.append((acc >> bits) & 0xFF)
-    if bits >= 5 or acc & ((1 << bits) - 1) or ver > 16 or not 2 <= len(prog) <= 40:
+    # The program is data[1:-6] read as a bit string: whole bytes, then under 5 padding bits that must be 0.
+    size, pad = divmod(5 * (len(data) - 7), 8)
+    if pad >= 5 or data[0] > 16 or not 2 <= size <= 40 or data[-7] & ((1 << pad) - 1):
         return False
-    return const == 1 and len(prog) in (20, 32) if ver == 0 else const == 0x2BC830A3
+    const = _polymod(b"\x03\x03\x00\x02\x03" + data)  # "bc" expanded
+    return const == 1 and size in (20, 32) if data[0] == 0 else const == 0x2BC830A3
 
 
 def _jwt_ok(token: str) -> bool:

@@ -88,21 +88,24 @@ NSN_LENGTHS: dict[str, tuple[int, int]] = {
 # No pattern may match across a NUL: the batch forms join texts with it and run each detector once.
 # Each starts with a character class and checks the boundary *after* it, with a lookbehind that
 # spans the character before and the class itself: a pattern that starts with a lookbehind would
-# be tried at every position, one that starts with a class lets CPython skip to candidates.
+# be tried at every position, one that starts with a class lets CPython skip to candidates. The
+# digit patterns run over text whose digits are all "0" (see redact._translated), so a leading
+# digit run is a literal: the longer it is, the fewer places CPython tries the rest.
 # Boundaries are ASCII: \b would not split "電話090-..." (kana are \w).
 _ALNUM = "0-9A-Za-z"
 EMAIL_LOCAL = (r"[A-Za-z0-9_%+\-\u00c0-\u024f](?<![A-Za-z0-9._%+\-\u00c0-\u024f].)[A-Za-z0-9._%+\-\u00c0-\u024f]{0,63}"
                r"(?:\+[\w.\-]{1,64})?$")  # searched in the text before an "@"
 EMAIL_DOMAIN = r"@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
 URL_CREDENTIALS = r"://(?<=[A-Za-z0-9]://)([^\s\0:/?#@\[\]]+:[^\s\0/?#\[\]]+)@"
-CARD = rf"[0-9](?<![{_ALNUM}][0-9])(?:[0-9]{{12,18}}|[0-9]{{3}}([ \-])[0-9]{{4,6}}(?:\1[0-9]{{1,5}}){{1,4}})(?![{_ALNUM}])"
+CARD = rf"[0-9]{{4}}(?<![{_ALNUM}][0-9]{{4}})(?:[0-9]{{9,15}}|([ \-])[0-9]{{4,6}}(?:\1[0-9]{{1,5}}){{1,4}})(?![{_ALNUM}])"
 CARD_LAYOUTS = frozenset({(4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4), (4, 4, 4, 1), (4, 4, 4, 3)})
 # AAA-GG-SSSS, AAA GG SSSS, or AAAGGSSSS (the bare form is accepted only after an SSN label, in code)
-SSN = rf"([0-9](?<![{_ALNUM}][0-9])(?<![0-9]-[0-9])[0-9]{{2}})([ \-]?)([0-9]{{2}})\2([0-9]{{4}})(?![{_ALNUM}]|-[0-9])"
+SSN = rf"([0-9]{{3}})(?<![{_ALNUM}][0-9]{{3}})(?<![0-9]-[0-9]{{3}})([ \-]?)([0-9]{{2}})\2([0-9]{{4}})(?![{_ALNUM}]|-[0-9])"
 IPV4 = rf"[0-9](?<![{_ALNUM}.][0-9])[0-9]{{0,2}}(?:\.[0-9]{{1,3}}){{3}}(?![{_ALNUM}]|\.[0-9])"  # octets checked in code
 IPV6 = (r"(?<![0-9A-Za-z:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,8}"
         r"(?:(?<=:)[0-9]{1,3}(?:\.[0-9]{1,3}){3})?(?![0-9A-Za-z.])")
-IBAN = rf"[A-Z](?<![{_ALNUM}][A-Z])[A-Z][0-9]{{2}}(?: ?[0-9A-Z]){{11,32}}"
+# From the check digits on: the country code is the two letters before them.
+IBAN = rf"[0-9]{{2}}(?<=[A-Z]{{2}}[0-9]{{2}})(?<![{_ALNUM}][A-Z]{{2}}[0-9]{{2}})(?: ?[0-9A-Z]){{11,32}}"
 MAC = (r"[0-9A-Fa-f](?<![0-9A-Za-z:\-][0-9A-Fa-f])(?:[0-9A-Fa-f]([:\-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}"
        r"(?![0-9A-Za-z]|[:\-][0-9A-Fa-f])|(?<![.][0-9A-Fa-f])[0-9A-Fa-f]{3}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}(?![0-9A-Za-z]|\.[0-9A-Za-z]))")
 BASE58_ADDRESS = rf"[13](?<![{_ALNUM}][13])[1-9A-HJ-NP-Za-km-z]{{25,34}}(?![{_ALNUM}])"
@@ -118,19 +121,25 @@ JWT = r"eyJ(?<![A-Za-z0-9_\-]eyJ)[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]+\.[A-Za-z0-9
 AWS_SECRET = (r"(?:[Ss]ecret|SECRET)(?:[ _]?(?:[Aa]ccess|ACCESS))?(?:[ _]?(?:[Kk]ey|KEY))?[\"']?\s*[:=]{1,2}\s*"
               r"[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])")
 BEARER = r"[Bb]earer[ \t]+([A-Za-z0-9\-._~+/]{16,}=*)(?![A-Za-z0-9\-._~+/=])"
-# A phone candidate: an optional "+" or "00", digits with separators, an optional extension.
+# A phone candidate: an optional "+" or "00", digits with separators, an optional extension (group 1).
 PHONE = (r"[+(0-9](?<![0-9A-Za-z+_/\\.\-@#].)(?<![0-9]:.)[0-9 ().\-/\u00a0\u202f]{5,27}[0-9]"
-         r"(?:[ ]?(?:x|ext\.?|#)[ ]?[0-9]{1,6})?(?![0-9A-Za-z]|[.\-/][0-9])")
+         r"([ ]?(?:x|ext\.?|#)[ ]?[0-9]{1,6})?(?![0-9A-Za-z]|[.\-/][0-9])")
 PHONE_SEPS = frozenset((" ", "-", ".", "/", ")", ") ", ")-", " (", "(", " - ", " / ", ") (", ")."))
 
 # ---------------------------------------------------------------- triggers (pre-filter)
-# Scanned over UTF-8 bytes in which every digit was translated to "0", so that each regex starts
-# with one literal character (CPython then skips ahead with a fast substring search instead of
-# testing a character class at every position).
-_SEP = rb"(?:[ \-.()/]|\xc2\xa0|\xe2\x80\xaf)"
-TRIGGER_DIGITS = (rb"0(?:(?:" + _SEP + rb"{0,3}0){6}|\.0{1,3}\.0{1,3}\.0|[0A-HJ-NP-Za-km-z]{25}"
-                  rb"|(?<=[bB][cC]0)[0ac-hj-np-zAC-HJ-NP-Z]{6}|(?<=[A-Z]{2}0)0)")
-TRIGGER_COLON = rb":(?://|:|[0A-Fa-f]{1,4}:)"
+# Scanned over the texts as one byte per character (Latin-1, other characters "?", U+202F as
+# U+00A0) in which every digit was translated to "0", so that each regex starts with one literal
+# character (CPython then skips ahead with a fast substring search instead of testing a character
+# class at every position). One trigger per detector family, so that a text with a date does not
+# send it through the IBAN and Bitcoin scans.
+TRIGGER_DIGITS = rb"0(?:[ \-.()/\xa0]{0,3}0){6}"  # phone, card, SSN: 7 digits with separators
+TRIGGER_IPV4 = rb"\.(?<=0\.)0{1,3}\.0{1,3}\.0"
+TRIGGER_IBAN = rb"00(?<=[A-Z]{2}00)"
+TRIGGER_BASE58 = rb"0(?<![0A-Za-z]0)[0A-HJ-NP-Za-km-z]{25}"
+TRIGGER_BECH32 = rb"c0(?<=[bB]c0)[0ac-hj-np-zAC-HJ-NP-Z]{6}"
+TRIGGER_BECH32_UPPER = rb"C0(?<=[bB]C0)[0ac-hj-np-zAC-HJ-NP-Z]{6}"
+TRIGGER_URL = rb"://"
+TRIGGER_COLON = rb":(?::|[0A-Fa-f]{1,4}:)"
 TRIGGER_DASH = rb"-(?:[0A-Fa-f]{2}-[0A-Fa-f]{2}-|----(?=BEGIN)|(?<=xox[abpros]-))"
 TRIGGER_DOT = rb"\.[0A-Fa-f]{4}\."
 TRIGGER_UNDERSCORE = rb"_(?:(?<=gh[pousr]_)|(?<=github_)pat_|(?<=[sr]k_)live_)"

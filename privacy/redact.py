@@ -13,15 +13,19 @@ label ("order", "serial"...) as the nearest word before them; a bare run must st
 heuristic), then the longer span.
 
 Fast path (most text has no PII): detectors are gated by *triggers*, cheap scans that every match of
-the detector hits (7 digits with separators, ``d.d.d.d``, ``:h:``/``::``/``://``, ``@``, ``eyJ``,
-``AKIA``, ``secret``...), run over UTF-8 with every digit made ``0``: each regex then starts with one
-literal character and CPython skips ahead with its fast substring search instead of testing a class
-at every position (the digit scan went from ~150 to ~600 MB/s). The batch forms join the texts with
-NUL (no pattern crosses one), scan once per trigger, map hits back by bisection, then run each
-detector *once* over the flagged texts joined again, so call overhead is paid per detector rather
-than per text; a clean text costs no Python-level work. ``prefilter="arrow"`` (opt-in) replaces the
-scans by one RE2 regex (``pyarrow.compute.match_substring_regex``); it is native, so the portable
-scan stays the default; both give identical results (tested). Figures: ``bench/redact.py``.
+the detector hits (7 digits with separators, ``d.d.d.d``, ``XX00``, ``:h:``/``::``, ``://``, ``@``,
+``eyJ``, ``AKIA``, ``secret``...), run over the *translation* of the text: one byte per character
+(Latin-1, others as ``?``), every digit made ``0``. Each regex then starts with a literal and
+CPython skips ahead with its fast substring search instead of testing a class at every position
+(the digit scan went from ~150 to ~600 MB/s); offsets are the text's, so the digit-heavy detectors
+(phone, card, SSN, IPv4, IBAN) search the translation too and read the digits from the text. The
+batch forms join the texts with NUL (no pattern crosses one), scan once per trigger (each runs on
+to the next NUL, so one ``finditer`` yields one hit per text), then run each detector *once* over
+the flagged texts joined again, so call overhead is paid per detector rather than per text; a clean
+text costs no Python-level work. Phone runs laid out alike (same translation, same first digit)
+share one validation plan. ``prefilter="arrow"`` (opt-in) replaces the scans by one RE2 regex
+(``pyarrow.compute.match_substring_regex``); it is native, so the portable scan stays the default;
+both give identical results (tested). Figures: ``bench/redact.py``.
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ import ipaddress
 import re
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
+from operator import itemgetter
 from typing import Any
 
 from exashard.privacy import pii_patterns as P
@@ -60,6 +65,7 @@ class Finding:
 
 
 Cand = tuple[str, int, int]
+_START = itemgetter(1)
 
 def _trie(words: Iterable[str]) -> str:
     """A regex matching any of ``words``, factored by first character (CPython tries the
@@ -70,11 +76,12 @@ def _trie(words: Iterable[str]) -> str:
     return "|".join(f"{re.escape(c)}(?:{'|'.join(rest)})" for c, rest in by_first.items())
 
 
-# Labels are matched on lower-cased text; a label must start a word (checked in code).
-_CTX = re.compile(f"({_trie(P.PHONE_WORDS)})|({_trie(P.NOT_PHONE_WORDS)})")
+# Labels are matched on lower-cased text; a label must start a word (checked in code). No phone
+# word is a prefix of an id-ish word or the reverse (tested), so one trie finds the same labels.
+_LABELS = re.compile(_trie(P.PHONE_WORDS + P.NOT_PHONE_WORDS))
+_LABEL_SIGN = {**{w: -1 for w in P.NOT_PHONE_WORDS}, **{w: 1 for w in P.PHONE_WORDS}}
 _SSN_CTX = re.compile(_trie(P.SSN_WORDS))
 _VERSION_CTX = re.compile(rf"(?<![a-z])(?:{_trie(P.VERSION_WORDS)})(?: to)?[ :=]*$")  # the word right before
-_LAST_DIGIT = re.compile(r".*[0-9]", re.S)
 
 
 def _before(text: str, start: int, window: int) -> str:
@@ -84,36 +91,66 @@ def _before(text: str, start: int, window: int) -> str:
     return w[w.rfind("\0") + 1 :].lower()
 
 
-def _context(text: str, start: int, window: int = 28) -> int:
+def _context(text: str, tb: bytes, start: int, seen: dict[str, int], window: int = 28) -> int:
     """+1 if the nearest label before ``start`` is a phone word, -1 if an id-ish word, else 0. A
-    label followed by another number belongs to that number, so the window starts after it."""
-    w = _before(text, start, window)
-    m = _LAST_DIGIT.match(w)
-    w = w[m.end() :] if m else w
-    last = 0
-    for m in _CTX.finditer(w):
-        if not (m.start() and w[m.start() - 1].isalpha() and w[m.start() - 1].isascii()):
-            last = 1 if m.group(1) else -1
+    label followed by another number belongs to that number, so the window starts after it (and
+    after a NUL: the batch forms join texts with it). ``seen`` memoizes by window."""
+    lo = max(0, start - window)
+    w = text[max(lo, tb.rfind(b"0", lo, start) + 1, tb.rfind(b"\0", lo, start) + 1) : start]
+    last = seen.get(w)
+    if last is None:
+        last = 0
+        low = w.lower()
+        for m in _LABELS.finditer(low):
+            if not (m.start() and low[m.start() - 1].isalpha() and low[m.start() - 1].isascii()):
+                last = _LABEL_SIGN[m.group()]
+        seen[w] = last
     return last
 
 
-Detector = Callable[[str], Iterator[Cand]]
+# Detectors take the text and its translation (``_translated``: one byte per character, so offsets
+# carry over, every digit "0") and return their candidates in order of start. The digit-heavy ones
+# search the translation: their patterns then start with the literal "0" (CPython jumps between
+# digits with a fast byte search instead of testing a class at every character), and the layout
+# checks (digit counts, separators) are byte counts and finds; digits are read from the text.
+Detector = Callable[[str, bytes], list[Cand]]
+_DIGIT_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+
+
+def _translated(text: str) -> bytes:
+    """``text`` as one byte per character: Latin-1 with every other character as "?" (no pattern
+    run on it gives "?" or a character above U+00FF a meaning), U+202F as U+00A0 (both are phone
+    separators), and every ASCII digit as "0"."""
+    return text.replace("\u202f", "\xa0").encode("latin-1", "replace").translate(_DIGIT_TO_ZERO)
+
+
+def _zeroed(pattern: str) -> re.Pattern[bytes]:
+    """``pattern`` for the translation: its digit range ``0-9`` becomes the digit "0", and a fixed
+    run of them a literal ("000"), which CPython can search for (it finds no prefix in a repeat)."""
+    zeroed = re.sub(r"\[0-9\]\{(\d+)\}", lambda m: "0" * int(m[1]), pattern)
+    return re.compile(zeroed.replace("0-9", "0").replace(r"\u00a0\u202f", r"\xa0").encode("ascii"))
+
+
 _DIGITS = re.compile(r"[0-9]+")
-_EIGHT_DIGITS = re.compile(r"(?:[^0-9]*[0-9]){8}")
-_EXTENSION = re.compile(r" ?(?:x|ext\.?|#) ?[0-9]{1,6}$")
+_SPLIT_DIGITS = re.compile(r"([0-9]+)").split
 _EMAIL_LOCAL = re.compile(P.EMAIL_LOCAL)
 _EMAIL_DOMAIN = re.compile(P.EMAIL_DOMAIN)
-_CARD, _SSN, _IPV4, _IPV6, _IBAN, _PHONE = map(re.compile, (P.CARD, P.SSN, P.IPV4, P.IPV6, P.IBAN, P.PHONE))
+_IPV6 = re.compile(P.IPV6)
+_IPV6_COLON = re.compile(r":(?=[0-9A-Fa-f]{0,4}:)")
+_HEX = frozenset("0123456789ABCDEFabcdef")
+_NOT_EMAIL = re.compile(r"[^\w.%+\-\u00c0-\u024f]")  # no character of a local part
+_CARD, _SSN, _IPV4, _IBAN, _PHONE = map(_zeroed, (P.CARD, P.SSN, P.IPV4, P.IBAN, P.PHONE))
+_ID_PUNCT = re.compile(rb"[\-./)]")
 
 
 def _simple(entity: str, pattern: str, group: int = 0, ok: Callable[[re.Match[str]], bool] | None = None, flags: int = 0) -> Detector:
-    """A detector yielding ``group`` of each match of ``pattern`` that passes ``ok``."""
+    """A detector returning ``group`` of each match of ``pattern`` that passes ``ok``."""
     rx = re.compile(pattern, flags)
 
-    def detect(text: str) -> Iterator[Cand]:
-        for m in rx.finditer(text):
-            if ok is None or ok(m):
-                yield entity, m.start(group), m.end(group)
+    def detect(text: str, tb: bytes) -> list[Cand]:
+        if ok is None:
+            return [(entity, *m.span(group)) for m in rx.finditer(text)]
+        return [(entity, *m.span(group)) for m in rx.finditer(text) if ok(m)]
 
     return detect
 
@@ -134,93 +171,137 @@ _aws_secret = _simple("SECRET", P.AWS_SECRET, 1)
 _bearer = _simple("SECRET", P.BEARER, 1)
 
 
-def _email(text: str) -> Iterator[Cand]:
-    end = 0  # anchored on "@" (fast literal search), then the local part is read backwards
+def _email(text: str, tb: bytes) -> list[Cand]:
+    # Anchored on "@" (fast literal search), then the local part is searched for backwards, from
+    # the start of the run of characters an address can hold (a search over the whole window would
+    # try, and backtrack from, every word in it).
+    out, end = [], 0
     for m in _EMAIL_DOMAIN.finditer(text):
-        local = _EMAIL_LOCAL.search(text, max(end, m.start() - 130), m.start())
+        at = m.start()
+        lo = max(end, at - 130)
+        before = text[lo:at][::-1]
+        other = _NOT_EMAIL.search(before, before[:1] == "\n")  # "$" also matches before a final newline
+        local = _EMAIL_LOCAL.search(text, at - other.start() if other else lo, at)
         if local:
             end = m.end()
-            yield "EMAIL_ADDRESS", local.start(), end
+            out.append(("EMAIL_ADDRESS", local.start(), end))
+    return out
 
 
-def _card(text: str) -> Iterator[Cand]:
-    m = _CARD.search(text)
+def _card(text: str, tb: bytes) -> list[Cand]:
+    out, search = [], _CARD.search
+    m = search(tb)
     while m:
-        s, end = m.group(), m.end()
-        groups = _DIGITS.findall(s)
-        if len(groups) == 1:
-            ok = 13 <= len(s) <= 19 and _card_ok(s)
-        else:  # drop trailing groups only when the whole run is no card layout ("... 1111 12/27")
-            after = text[end : end + 1]
-            if after and after in "-/.:" and after != m.group(1):  # "... 1111 123-45-6789": another token
-                groups.pop()
-            sizes = tuple(map(len, groups))
-            k = next((k for k in range(len(groups), 2, -1) if sizes[:k] in P.CARD_LAYOUTS), 0)
-            ok = k > 0 and _card_ok("".join(groups[:k]))
-            end = m.start() + sum(sizes[:k]) + k - 1
+        start, end = m.span()
+        s = text[start:end]
+        if m.start(1) < 0:  # one run of 13-19 digits
+            ok = _card_ok(s)
+            groups = [s]
+        else:  # groups joined by one separator; drop trailing ones only when the whole run is no card layout ("... 1111 12/27")
+            sep = text[m.start(1)]
+            groups = s.split(sep)
+            kept = groups[:-1] if text[end : end + 1] in ("-", "/", ".", ":") and text[end] != sep else groups  # "... 1111 123-45-6789": another token
+            sizes = tuple(map(len, kept))
+            k = next((k for k in range(len(kept), 2, -1) if sizes[:k] in P.CARD_LAYOUTS), 0)
+            ok = k > 0 and _card_ok("".join(kept[:k]))
+            end = start + sum(sizes[:k]) + k - 1
         if ok:
-            yield "CREDIT_CARD", m.start(), end
-            m = _CARD.search(text, end)  # a dropped group may start the next card
+            out.append(("CREDIT_CARD", start, end))
+            m = search(tb, end)  # a dropped group may start the next card
             continue
         # No card here. A short group ends some other number ("... 0130 00 4111 1111 ..."): look
         # again after it; never inside a run of full groups (a tracking number's tail is no card).
-        nxt = next((g.end() for g in list(_DIGITS.finditer(s))[:-1] if len(g.group()) < 4), None)
-        m = _CARD.search(text, m.start() + nxt if nxt else m.end())
-
-
-def _ssn(text: str) -> Iterator[Cand]:
-    for m in _SSN.finditer(text):
-        if ssn_ok(m.group(1), m.group(3), m.group(4)) and (m.group(2) or _SSN_CTX.search(_before(text, m.start(), 24))):
-            yield "US_SSN", m.start(), m.end()
-
-
-def _ipv4(text: str) -> Iterator[Cand]:
-    for m in _IPV4.finditer(text):  # octets 0-255 without leading zeros, not right after "version"
-        octets_ok = all(o == "0" or (o[0] != "0" and int(o) <= 255) for o in m.group().split("."))
-        if octets_ok and not _VERSION_CTX.search(_before(text, m.start(), 16)):
-            yield "IP_ADDRESS", m.start(), m.end()
-
-
-def _ipv6(text: str) -> Iterator[Cand]:
-    for m in _IPV6.finditer(text):
-        tok = m.group()
-        tok = tok[:-1] if tok.endswith(":") and not tok.endswith("::") else tok  # "at 2001:db8::1: down"
-        try:
-            if len(tok) > 2 and tok.count(":") > 1 and ipaddress.IPv6Address(tok):
-                yield "IP_ADDRESS", m.start(), m.start() + len(tok)
-        except ValueError:
-            pass
-
-
-def _iban(text: str) -> Iterator[Cand]:
-    m = _IBAN.search(text)
-    while m:
-        s, pos = m.group(), m.start() + 1
-        need = P.IBAN_LENGTHS.get(s[:2], 99)
-        compact, end = [], m.start()
-        for ch in s:  # the first `need` IBAN characters: the regex may have run on into the next word
-            if len(compact) == need:
+        pos = start
+        for g in groups[:-1]:
+            pos += len(g)
+            if len(g) < 4:
                 break
-            end += 1
-            if ch != " ":
-                compact.append(ch)
-        if iban_ok("".join(compact)):
-            yield "IBAN_CODE", m.start(), end
-            pos = end
-        m = _IBAN.search(text, pos)
+            pos += 1
+        else:
+            pos = m.end()
+        m = search(tb, pos)
+    return out
+
+
+def _ssn(text: str, tb: bytes) -> list[Cand]:
+    out = []
+    for m in _SSN.finditer(tb):
+        start, end = m.span()
+        group = m.start(3)
+        if ssn_ok(text[start : start + 3], text[group : group + 2], text[end - 4 : end]) and (
+            m.end(2) > m.start(2) or _SSN_CTX.search(_before(text, start, 24))
+        ):
+            out.append(("US_SSN", start, end))
+    return out
+
+
+def _ipv4(text: str, tb: bytes) -> list[Cand]:
+    out = []
+    for m in _IPV4.finditer(tb):  # octets 0-255 without leading zeros, not right after "version"
+        start, end = m.span()
+        octets_ok = all(o == "0" or (o[0] != "0" and int(o) <= 255) for o in text[start:end].split("."))
+        if octets_ok and not _VERSION_CTX.search(_before(text, start, 16)):
+            out.append(("IP_ADDRESS", start, end))
+    return out
+
+
+def _ipv6(text: str, tb: bytes) -> list[Cand]:
+    # The first colon of an address follows at most 4 hex digits and is followed by another within
+    # 5 characters: search for such colons (fast literal search) and try the address regex from the
+    # start of the hex digits before each, as a left-to-right finditer would (no address can start
+    # inside them: the character before an address is no letter or digit).
+    out, pos, search, match = [], 0, _IPV6_COLON.search, _IPV6.match
+    colon = search(text)
+    while colon:
+        start = at = colon.start()
+        while start > at - 4 and start > 0 and text[start - 1] in _HEX:
+            start -= 1
+        m = match(text, start) if start >= pos else None
+        if m:
+            tok = m.group()
+            tok = tok[:-1] if tok.endswith(":") and not tok.endswith("::") else tok  # "at 2001:db8::1: down"
+            try:
+                if len(tok) > 2 and tok.count(":") > 1 and ipaddress.IPv6Address(tok):
+                    out.append(("IP_ADDRESS", start, start + len(tok)))
+            except ValueError:
+                pass
+            pos = m.end()
+        colon = search(text, max(pos, at + 1))
+    return out
+
+
+def _iban(text: str, tb: bytes) -> list[Cand]:
+    out, search = [], _IBAN.search  # matches start at the check digits, after the country code
+    m = search(tb)
+    while m:
+        start, end = m.start() - 2, m.end()
+        pos = start + 1
+        need = P.IBAN_LENGTHS.get(text[start:m.start()], 0)
+        s = text[start:end]
+        compact = s.replace(" ", "")
+        if len(compact) >= need > 0:  # the first `need` IBAN characters: the regex may have run on into the next word
+            end = start + need
+            space = s.find(" ")
+            while 0 <= space < end - start:
+                end += 1
+                space = s.find(" ", space + 1)
+            if iban_ok(compact[:need]):
+                out.append(("IBAN_CODE", start, end))
+                pos = end
+        m = search(tb, pos + 2)
+    return out
 
 
 def _phone_shape(prefix: str | None, body: str) -> int:
     """How far the digits' layout alone decides: 2 a phone whatever the context, 1 a phone unless
-    an id-ish label precedes, 0 only after a phone word, -1 not a phone."""
-    groups = _DIGITS.findall(body)
-    if not 8 <= sum(map(len, groups)) <= 17:  # cheap first: most candidates are dates, prices...
+    an id-ish label precedes, 0 only after a phone word, -1 not a phone. The caller has checked
+    the digit count (8-17 after a prefix, 9-12 without)."""
+    parts = _SPLIT_DIGITS(body.replace("\u00a0", " ").replace("\u202f", " "))
+    groups, seps = parts[1::2], parts[::2]
+    if seps[0] not in ("", "(") or seps[-1] or not P.PHONE_SEPS.issuperset(seps[1:-1]):
         return -1
-    body = body.replace("\u00a0", " ").replace("\u202f", " ")
-    seps = _DIGITS.split(body)
-    if seps[0] not in ("", "(") or seps[-1] or not all(s in P.PHONE_SEPS for s in seps[1:-1]):
-        return -1
-    if body.count("(") != body.count(")") or body.count("(") > 2:
+    opening = body.count("(")
+    if opening != body.count(")") or opening > 2:
         return -1
     if prefix:  # international: a calling code and 8-15 digits; "(0)" after the code is a trunk prefix
         nat = "".join(g for g, s in zip(groups, seps) if not (g == "0" and s.endswith("(")))
@@ -250,70 +331,111 @@ def _phone_shape(prefix: str | None, body: str) -> int:
     return 0 if thousands or card_like or sizes == [3, 2, 4] else 1  # 3-2-4 is the SSN layout
 
 
-def _phone_span(text: str, m: re.Match[str]) -> tuple[int, int] | None:
-    start, body = m.start(), m.group()
-    if not _EIGHT_DIGITS.match(body):  # most runs are dates, times, prices: too few digits
-        return None
-    ext = _EXTENSION.search(body)
-    if ext:
-        body = body[: ext.start()]
-    prefix = "+" if body[0] == "+" else "00" if body.startswith("00") and body[2:3].isdigit() else None
+Plan = tuple[int, tuple[tuple[int, int], ...], int]
+
+
+def _phone_plan(text: str, tb: bytes, m: re.Match[bytes], prefix: str | None) -> Plan:
+    """What the candidate run ``m`` can hold, relative to its start: ``(shift, levels, resume)``.
+    The phone would start at ``shift``; ``levels`` are the ``(end, shape)`` of the run and of its
+    trimmed forms that may be a phone (see ``_phone_shape``), longest first; ``resume`` is where
+    to search again if none is. Without a prefix the plan depends only on the run's translation and
+    on whether its first digit is 0, so ``_phone`` reuses it for runs laid out alike."""
+    start, end = m.span()
+    if tb.count(b"0", start, end) < 8:  # most runs are dates, times, prices: too few digits
+        return 0, (), _phone_resume(tb, start, end) - start
+    body_end = m.start(1) if m.start(1) >= 0 else end  # without the extension ("x123")
     body_at = start + len(prefix or "")
-    body = body[len(prefix or "") :]
-    if not prefix and body.startswith("(") and ")" not in body:
-        body, start, body_at = body[1:], start + 1, body_at + 1
-    end, ctx = m.end(), None
-    while body:  # the run may have swallowed a following number ("04 57 32 97 35 437"): trim it
-        shape = _phone_shape(prefix, body)
-        if shape >= 0 and shape < 2 and ctx is None:
-            ctx = _context(text, start)
-        if shape == 2 or (shape == 1 and ctx >= 0) or (shape == 0 and ctx > 0):  # type: ignore[operator]
-            return start, end
-        cut = body.rfind(" ")
-        body = body[:cut].rstrip(" (-/.") if cut > 0 else ""
-        end = body_at + len(body)
-    return None
+    shift = 1 if not prefix and tb[start] == 40 and tb.find(b")", start, body_end) < 0 else 0  # 40: "("
+    body_at += shift
+    lo, hi = (9, 12) if prefix is None else (8, 17)
+    levels = []
+    while True:  # the run may have swallowed a following number ("04 57 32 97 35 437"): trim it
+        n = tb.count(b"0", body_at, body_end)
+        if n < lo:  # trimming only loses digits
+            break
+        if n <= hi:
+            shape = _phone_shape(prefix, text[body_at:body_end])
+            if shape >= 0:
+                levels.append((end - start, shape))
+                if shape == 2:
+                    break
+        cut = tb.rfind(b" ", body_at, body_end)
+        if cut <= body_at:
+            break
+        body_end = end = body_at + len(tb[body_at:cut].rstrip(b" (-/."))
+    return shift, tuple(levels), _phone_resume(tb, *m.span()) - start
 
 
-def _phone_resume(m: re.Match[str]) -> int:
+def _phone_resume(tb: bytes, start: int, end: int) -> int:
     """Where to search again after a run that holds no phone: after its first space-separated
     chunk if that chunk is a self-contained number ("123-45-6789 (202) 555-0143"), or at a later
     chunk that opens like a phone ("+", "("); never inside a plain digit-group run like a card."""
-    s = m.group()
-    first = s.find(" ")
-    if first > 0 and any(c in s[:first] for c in "-./)"):
-        return m.start() + first + 1
-    opens = [i for i in (s.find(" +", first), s.find(" (", first)) if i >= 0]
-    return m.start() + min(opens) + 1 if first >= 0 and opens else m.end()
+    first = tb.find(b" ", start, end)
+    if first < 0:
+        return end
+    if _ID_PUNCT.search(tb, start, first):
+        return first + 1
+    opens = [i for i in (tb.find(b" +", first, end), tb.find(b" (", first, end)) if i >= 0]
+    return min(opens) + 1 if opens else end
 
 
-def _phone(text: str) -> Iterator[Cand]:
-    m = _PHONE.search(text)
+def _phone(text: str, tb: bytes) -> list[Cand]:
+    out, search = [], _PHONE.search
+    plans: dict[tuple[bytes, bool], Plan] = {}
+    labels: dict[str, int] = {}
+    m = search(tb)
     while m:
-        span = _phone_span(text, m)
-        if span:
-            yield "PHONE_NUMBER", *span
-        m = _PHONE.search(text, span[1] if span else _phone_resume(m))
+        start, end = m.span()
+        prefix = "+" if tb[start] == 43 else "00" if tb[start + 2] == 48 and text.startswith("00", start) else None  # 43: "+"
+        if prefix:
+            plan = _phone_plan(text, tb, m, prefix)
+        else:
+            key = (tb[start:end], text[tb.find(b"0", start, end)] == "0")
+            plan = plans.get(key)  # type: ignore[assignment]
+            if plan is None:
+                plan = plans[key] = _phone_plan(text, tb, m, prefix)
+        shift, levels, resume = plan
+        ctx = None
+        for stop, shape in levels:  # 2: a phone; 1: unless an id-ish label precedes; 0: only after a phone word
+            if shape < 2 and ctx is None:
+                ctx = _context(text, tb, start + shift, labels)
+            if shape == 2 or ctx + shape > 0:  # type: ignore[operator]
+                out.append(("PHONE_NUMBER", start + shift, start + stop))
+                m = search(tb, start + stop)
+                break
+        else:
+            m = search(tb, start + resume)
+    return out
 
 
-_DIGIT_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
-# (trigger, the detectors it gates), scanned over UTF-8 with every digit made "0" (see
-# pii_patterns). A trigger is a literal (substring search) or a compiled regex; every match of a
-# gated detector contains a hit of its trigger, so skipping a text whose trigger did not fire
-# loses nothing (the tests compare against running every detector on every text).
-_TRIGGERS: tuple[tuple[bytes | re.Pattern[bytes], tuple[Detector, ...]], ...] = (
-    (re.compile(P.TRIGGER_DIGITS), (_phone, _card, _ssn, _iban, _ipv4, _b58, _bech32)),
-    (re.compile(P.TRIGGER_COLON), (_ipv6, _mac, _url_creds)),
-    (re.compile(P.TRIGGER_DASH), (_mac, _pem, _tokens)),
-    (re.compile(P.TRIGGER_DOT), (_mac,)),
-    (re.compile(P.TRIGGER_UNDERSCORE), (_tokens,)),
-    (re.compile(P.TRIGGER_A), (_tokens,)),
-    (re.compile(P.TRIGGER_J), (_jwt,)),
+# (trigger, the detectors it gates), scanned over the translation (see pii_patterns). Every match
+# of a gated detector contains a hit of one of its triggers, so skipping a text whose triggers did
+# not fire loses nothing (the tests compare against running every detector on every text). Each
+# trigger runs on to the next NUL, so that one finditer over the joined texts yields at most one
+# hit per text without a Python-level step per text.
+def _trigger(pattern: bytes) -> re.Pattern[bytes]:
+    return re.compile(pattern + rb"[^\0]*")
+
+
+_TRIGGERS: tuple[tuple[re.Pattern[bytes], tuple[Detector, ...]], ...] = tuple((_trigger(t), ds) for t, ds in (
+    (P.TRIGGER_DIGITS, (_phone, _card, _ssn)),
+    (P.TRIGGER_IPV4, (_ipv4,)),
+    (P.TRIGGER_IBAN, (_iban,)),
+    (P.TRIGGER_BASE58, (_b58,)),
+    (P.TRIGGER_BECH32, (_bech32,)),
+    (P.TRIGGER_BECH32_UPPER, (_bech32,)),
+    (P.TRIGGER_URL, (_url_creds,)),
+    (P.TRIGGER_COLON, (_ipv6, _mac)),
+    (P.TRIGGER_DASH, (_mac, _pem, _tokens)),
+    (P.TRIGGER_DOT, (_mac,)),
+    (P.TRIGGER_UNDERSCORE, (_tokens,)),
+    (P.TRIGGER_A, (_tokens,)),
+    (P.TRIGGER_J, (_jwt,)),
     (b"@", (_email,)),
     (b"ecret", (_aws_secret,)),
     (b"ECRET", (_aws_secret,)),
     (b"earer", (_bearer,)),
-)
+))
 _DETECTOR_ENTITY: dict[Detector, str] = {
     _email: "EMAIL_ADDRESS", _phone: "PHONE_NUMBER", _card: "CREDIT_CARD", _ssn: "US_SSN", _ipv4: "IP_ADDRESS",
     _ipv6: "IP_ADDRESS", _iban: "IBAN_CODE", _mac: "MAC_ADDRESS", _b58: "CRYPTO", _bech32: "CRYPTO",
@@ -322,22 +444,17 @@ _DETECTOR_ENTITY: dict[Detector, str] = {
 }
 
 
-def _next_hit(buf: bytes, trigger: bytes | re.Pattern[bytes], pos: int) -> int:
-    if isinstance(trigger, bytes):
-        return buf.find(trigger, pos)
-    m = trigger.search(buf, pos)
-    return m.start() if m else -1
-
-
 def _resolve(cands: list[Cand]) -> list[Finding]:
     """Non-overlapping findings: stronger entity first, then longer span, then earlier start."""
     if len(cands) > 1:
-        cands.sort(key=lambda c: (-_RANK[c[0]], c[1] - c[2], c[1]))
-        kept: list[Cand] = []
-        for c in cands:
-            if all(c[2] <= k[1] or c[1] >= k[2] for k in kept):
-                kept.append(c)
-        cands = sorted(kept, key=lambda c: c[1])
+        cands.sort(key=_START)
+        if any(a[2] > b[1] for a, b in zip(cands, cands[1:])):  # some overlap (spans are never empty)
+            cands.sort(key=lambda c: (-_RANK[c[0]], c[1] - c[2], c[1]))
+            kept: list[Cand] = []
+            for c in cands:
+                if all(c[2] <= k[1] or c[1] >= k[2] for k in kept):
+                    kept.append(c)
+            cands = sorted(kept, key=_START)
     return [Finding(*c) for c in cands]
 
 
@@ -352,16 +469,17 @@ def _apply(text: str, findings: Sequence[Finding]) -> str:
     return "".join(out)
 
 
-def _encode(items: list[str | None]) -> list[bytes]:
-    """UTF-8 of each text (``b""`` for a null); a TypeError names the first text that is no str."""
-    try:  # fast path: all str (bytes and None have no .encode)
-        return [t.encode("utf-8", "surrogatepass") for t in items]  # type: ignore[union-attr]
-    except AttributeError:
-        pass
+def _as_texts(items: list[str | None]) -> list[str]:
+    """The texts with ``""`` for a null; a TypeError names the first text that is no str."""
     for i, t in enumerate(items):
         if t is not None and not isinstance(t, str):
             raise TypeError(f"texts[{i}] is {type(t).__name__}, expected str")
-    return [b"" if t is None else t.encode("utf-8", "surrogatepass") for t in items]
+    return ["" if t is None else t for t in items]
+
+
+def _offsets(texts: list[str]) -> list[int]:
+    """Where each text starts once the texts are joined by NUL, and where the next one would."""
+    return list(accumulate(map((1).__add__, map(len, texts)), initial=0))
 
 
 class Redactor:
@@ -383,15 +501,16 @@ class Redactor:
         self._triggers = tuple((t, ds) for t, ds in gated if ds)
 
     def _detect(self, text: str, detectors: Iterable[Detector]) -> list[Finding]:
-        return _resolve([c for det in detectors for c in det(text)])
+        tb = _translated(text)
+        return _resolve([c for det in detectors for c in det(text, tb)])
 
     def find(self, text: str) -> list[Finding]:
         """Sorted, non-overlapping findings in ``text``."""
         if not isinstance(text, str):
             raise TypeError(f"text is {type(text).__name__}, expected str")
-        buf = text.encode("utf-8", "surrogatepass").translate(_DIGIT_TO_ZERO)
-        fired = {det for trig, dets in self._triggers if _next_hit(buf, trig, 0) >= 0 for det in dets}
-        return self._detect(text, fired) if fired else []
+        tb = _translated(text)
+        fired = {det for trig, dets in self._triggers if trig.search(tb) for det in dets}
+        return _resolve([c for det in fired for c in det(text, tb)]) if fired else []
 
     def redact(self, text: str) -> str:
         """``text`` with each finding replaced by ``<ENTITY>``."""
@@ -428,36 +547,44 @@ class Redactor:
         return items, [(keep[j], found) for j, found in self._batch([items[i] for i in keep])]
 
     def _batch(self, items: list[str | None]) -> list[tuple[int, list[Finding]]]:
+        try:  # fast path: all str
+            texts, tb = items, _translated("\0".join(items))  # type: ignore[arg-type]
+        except TypeError:
+            texts = _as_texts(items)
+            tb = _translated("\0".join(texts))
+        starts = _offsets(texts)
         cands: dict[int, list[Cand]] = {}
-        for det, idxs in self._scan(items).items():
+        joined: dict[tuple[int, ...], tuple[str, bytes, list[int]]] = {}  # detectors gated alike share one
+        for det, idxs in self._scan(tb, starts).items():
             if det is _pem:  # its ".*?" could run past a NUL: run it text by text (it is rare)
                 for i in idxs:
-                    cands.setdefault(i, []).extend(det(items[i]))  # type: ignore[arg-type]
+                    cands.setdefault(i, []).extend(det(texts[i], tb[starts[i] : starts[i + 1] - 1]))
                 continue
             # One call over the flagged texts joined by NUL (no pattern crosses one): the per-call
             # overhead is paid once per detector instead of once per text and detector.
-            sub = [items[i] for i in idxs]
-            starts = list(accumulate(map((1).__add__, map(len, sub)), initial=0))  # type: ignore[arg-type]
-            for entity, s, e in det("\0".join(sub)):  # type: ignore[arg-type]
-                k = bisect_right(starts, s) - 1
-                cands.setdefault(idxs[k], []).append((entity, s - starts[k], e - starts[k]))
+            key = tuple(idxs)
+            if key not in joined:
+                sub = [texts[i] for i in idxs]
+                joined[key] = ("\0".join(sub), b"\0".join([tb[starts[i] : starts[i + 1] - 1] for i in idxs]), _offsets(sub))
+            text, sub_tb, sub_starts = joined[key]
+            for entity, s, e in det(text, sub_tb):
+                k = bisect_right(sub_starts, s) - 1
+                at = sub_starts[k]
+                cands.setdefault(idxs[k], []).append((entity, s - at, e - at))
         return [(i, _resolve(c)) for i, c in sorted(cands.items())]
 
-    def _scan(self, items: list[str | None]) -> dict[Detector, list[int]]:
-        """Run every trigger once over the texts joined by NUL (digits made "0"); return, for each
+    def _scan(self, tb: bytes, starts: list[int]) -> dict[Detector, list[int]]:
+        """Run every trigger once over the translated texts joined by NUL; return, for each
         detector, the sorted indexes of the texts where one of its triggers fired."""
-        encoded = _encode(items)
-        buf = b"\0".join(encoded).translate(_DIGIT_TO_ZERO)
-        starts = list(accumulate(map((1).__add__, map(len, encoded)), initial=0))
         by_det: dict[Detector, list[int]] = {}
+        nul_inside = tb.count(b"\0") >= len(starts) - 1  # a text holds a NUL: a trigger may hit it twice
         for trig, dets in self._triggers:
-            hits, pos = [], _next_hit(buf, trig, 0)
-            while pos >= 0:
-                hits.append(i := bisect_right(starts, pos) - 1)
-                pos = _next_hit(buf, trig, starts[i + 1])  # the rest of this text cannot add anything
+            hits = [bisect_right(starts, m.start()) - 1 for m in trig.finditer(tb)]
+            if nul_inside:
+                hits = sorted(set(hits))
             for det in dets:
-                by_det.setdefault(det, []).extend(hits)
-        return {det: sorted(set(idxs)) for det, idxs in by_det.items()}
+                by_det[det] = sorted({*by_det[det], *hits}) if det in by_det else hits
+        return by_det
 
     def _arrow_candidates(self, texts: Any, items: list[str | None]) -> list[int] | None:
         """Indexes of the texts the RE2 trigger matches; None if Arrow cannot hold the texts (lone

@@ -11,6 +11,7 @@ from _pii_corpus import b58check, fingerprint, generate, score, segwit_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from exashard.privacy import pii_patterns as P
 from exashard.privacy.redact import _DETECTOR_ENTITY, ENTITIES, Finding, Redactor
 
 R = Redactor()
@@ -234,6 +235,12 @@ def test_overlaps_prefer_validated():
     assert found("IBAN GB82 WEST 1234 5698 7654 32") == [("IBAN_CODE", "GB82 WEST 1234 5698 7654 32")]
     findings = R.find("a 192.168.0.1 b alice@example.org c")
     assert findings == sorted(findings, key=lambda f: f.start)
+
+
+def test_label_words_are_not_prefixes_of_each_other():
+    # The context check finds phone and id-ish labels with one trie; that equals trying the phone
+    # words first only while no word of one list is a prefix of a word of the other.
+    assert not [(a, b) for a in P.PHONE_WORDS for b in P.NOT_PHONE_WORDS if a.startswith(b) or b.startswith(a)]
 
 
 def test_redact_with_counts_and_entities():
