@@ -91,21 +91,21 @@ def _before(text: str, start: int, window: int) -> str:
     return w[w.rfind("\0") + 1 :].lower()
 
 
-def _context(text: str, tb: bytes, start: int, seen: dict[str, int], window: int = 28) -> int:
-    """+1 if the nearest label before ``start`` is a phone word, -1 if an id-ish word, else 0. A
-    label followed by another number belongs to that number, so the window starts after it (and
-    after a NUL: the batch forms join texts with it). ``seen`` memoizes by window."""
-    lo = max(0, start - window)
-    w = text[max(lo, tb.rfind(b"0", lo, start) + 1, tb.rfind(b"\0", lo, start) + 1) : start]
-    last = seen.get(w)
-    if last is None:
-        last = 0
-        low = w.lower()
-        for m in _LABELS.finditer(low):
-            if not (m.start() and low[m.start() - 1].isalpha() and low[m.start() - 1].isascii()):
-                last = _LABEL_SIGN[m.group()]
-        seen[w] = last
+def _label(w: str) -> int:
+    """+1 if the last label in ``w`` is a phone word, -1 if an id-ish word, else 0."""
+    last, low = 0, w.lower()
+    for m in _LABELS.finditer(low):
+        if not (m.start() and low[m.start() - 1].isalpha() and low[m.start() - 1].isascii()):
+            last = _LABEL_SIGN[m.group()]
     return last
+
+
+def _context(text: str, tb: bytes, start: int, window: int = 28) -> str:
+    """The text up to ``window`` characters before ``start`` that a label for a number there may
+    sit in: a label followed by another number belongs to that number, so it starts after the last
+    digit (and after a NUL: the batch forms join texts with it)."""
+    lo = max(0, start - window)
+    return text[max(lo, tb.rfind(b"0", lo, start) + 1, tb.rfind(b"\0", lo, start) + 1) : start]
 
 
 # Detectors take the text and its translation (``_translated``: one byte per character, so offsets
@@ -136,11 +136,13 @@ _SPLIT_DIGITS = re.compile(r"([0-9]+)").split
 _EMAIL_LOCAL = re.compile(P.EMAIL_LOCAL)
 _EMAIL_DOMAIN = re.compile(P.EMAIL_DOMAIN)
 _IPV6 = re.compile(P.IPV6)
+_B58_RUN = _zeroed(P.BASE58_ADDRESS.replace("[13]", "[0-9]").replace("1-9", "0-9"))  # see _b58
 _IPV6_COLON = re.compile(r":(?=[0-9A-Fa-f]{0,4}:)")
 _HEX = frozenset("0123456789ABCDEFabcdef")
 _NOT_EMAIL = re.compile(r"[^\w.%+\-\u00c0-\u024f]")  # no character of a local part
 _CARD, _SSN, _IPV4, _IBAN, _PHONE = map(_zeroed, (P.CARD, P.SSN, P.IPV4, P.IBAN, P.PHONE))
 _ID_PUNCT = re.compile(rb"[\-./)]")
+_PAREN_DIGIT = re.compile(rb"\(0(?!0)")  # a one-digit group after "("
 
 
 def _simple(entity: str, pattern: str, group: int = 0, ok: Callable[[re.Match[str]], bool] | None = None, flags: int = 0) -> Detector:
@@ -162,13 +164,23 @@ def _token_start(m: re.Match[str]) -> bool:
 
 _url_creds = _simple("URL_CREDENTIALS", P.URL_CREDENTIALS, 1)
 _mac = _simple("MAC_ADDRESS", P.MAC)
-_b58 = _simple("CRYPTO", P.BASE58_ADDRESS, ok=lambda m: base58check_ok(m.group()))
 _bech32 = _simple("CRYPTO", P.BECH32_ADDRESS, ok=lambda m: segwit_ok(m.group()))
 _tokens = _simple("SECRET", P.TOKENS, ok=_token_start)
 _pem = _simple("SECRET", P.PEM, flags=re.S)
 _jwt = _simple("SECRET", P.JWT, ok=lambda m: _jwt_ok(m.group()))
 _aws_secret = _simple("SECRET", P.AWS_SECRET, 1)
 _bearer = _simple("SECRET", P.BEARER, 1)
+
+
+def _b58(text: str, tb: bytes) -> list[Cand]:
+    # A base58 address is a whole run of letters and digits: find the runs of the right length in
+    # the translation (no digit told apart), then keep those that start with 1 or 3 and hold no 0.
+    out = []
+    for m in _B58_RUN.finditer(tb):
+        start, end = m.span()
+        if text[start] in "13" and "0" not in text[start:end] and base58check_ok(text[start:end]):
+            out.append(("CRYPTO", start, end))
+    return out
 
 
 def _email(text: str, tb: bytes) -> list[Cand]:
@@ -339,7 +351,8 @@ def _phone_plan(text: str, tb: bytes, m: re.Match[bytes], prefix: str | None) ->
     The phone would start at ``shift``; ``levels`` are the ``(end, shape)`` of the run and of its
     trimmed forms that may be a phone (see ``_phone_shape``), longest first; ``resume`` is where
     to search again if none is. Without a prefix the plan depends only on the run's translation and
-    on whether its first digit is 0, so ``_phone`` reuses it for runs laid out alike."""
+    on its first digit, with a prefix on its calling code (``_phone_digits``), so ``_phone`` reuses
+    it for runs laid out alike."""
     start, end = m.span()
     if tb.count(b"0", start, end) < 8:  # most runs are dates, times, prices: too few digits
         return 0, (), _phone_resume(tb, start, end) - start
@@ -366,6 +379,20 @@ def _phone_plan(text: str, tb: bytes, m: re.Match[bytes], prefix: str | None) ->
     return shift, tuple(levels), _phone_resume(tb, *m.span()) - start
 
 
+def _phone_digits(text: str, tb: bytes, body_at: int, end: int, prefix: str | None) -> str | None:
+    """The digits a run's plan depends on beyond its layout: the first one without a prefix (a
+    trunk 0?), the first three after one (the calling code). None when a one-digit group follows
+    "(" after a prefix ("+44 (0) 20..."): whether it is a trunk 0 changes the length, no sharing."""
+    first = tb.find(b"0", body_at, end)
+    if prefix is None:
+        return "0" if text[first] == "0" else "1"
+    if _PAREN_DIGIT.search(tb, body_at, end):
+        return None
+    second = tb.find(b"0", first + 1, end)
+    third = tb.find(b"0", second + 1, end) if second >= 0 else -1
+    return text[first] + text[second] + text[third] if third >= 0 else ""
+
+
 def _phone_resume(tb: bytes, start: int, end: int) -> int:
     """Where to search again after a run that holds no phone: after its first space-separated
     chunk if that chunk is a self-contained number ("123-45-6789 (202) 555-0143"), or at a later
@@ -381,24 +408,26 @@ def _phone_resume(tb: bytes, start: int, end: int) -> int:
 
 def _phone(text: str, tb: bytes) -> list[Cand]:
     out, search = [], _PHONE.search
-    plans: dict[tuple[bytes, bool], Plan] = {}
+    plans: dict[tuple[bytes, str | None, str | None], Plan] = {}
     labels: dict[str, int] = {}
     m = search(tb)
     while m:
         start, end = m.span()
         prefix = "+" if tb[start] == 43 else "00" if tb[start + 2] == 48 and text.startswith("00", start) else None  # 43: "+"
-        if prefix:
+        key = (m.group(), prefix, _phone_digits(text, tb, start + len(prefix or ""), end, prefix))
+        plan = plans.get(key)  # type: ignore[assignment]
+        if plan is None:
             plan = _phone_plan(text, tb, m, prefix)
-        else:
-            key = (tb[start:end], text[tb.find(b"0", start, end)] == "0")
-            plan = plans.get(key)  # type: ignore[assignment]
-            if plan is None:
-                plan = plans[key] = _phone_plan(text, tb, m, prefix)
+            if key[2] is not None:
+                plans[key] = plan
         shift, levels, resume = plan
         ctx = None
         for stop, shape in levels:  # 2: a phone; 1: unless an id-ish label precedes; 0: only after a phone word
             if shape < 2 and ctx is None:
-                ctx = _context(text, tb, start + shift, labels)
+                w = _context(text, tb, start + shift)
+                ctx = labels.get(w)
+                if ctx is None:
+                    ctx = labels[w] = _label(w)
             if shape == 2 or ctx + shape > 0:  # type: ignore[operator]
                 out.append(("PHONE_NUMBER", start + shift, start + stop))
                 m = search(tb, start + stop)
@@ -408,34 +437,32 @@ def _phone(text: str, tb: bytes) -> list[Cand]:
     return out
 
 
-# (trigger, the detectors it gates), scanned over the translation (see pii_patterns). Every match
-# of a gated detector contains a hit of one of its triggers, so skipping a text whose triggers did
-# not fire loses nothing (the tests compare against running every detector on every text). Each
-# trigger runs on to the next NUL, so that one finditer over the joined texts yields at most one
-# hit per text without a Python-level step per text.
-def _trigger(pattern: bytes) -> re.Pattern[bytes]:
-    return re.compile(pattern + rb"[^\0]*")
-
-
-_TRIGGERS: tuple[tuple[re.Pattern[bytes], tuple[Detector, ...]], ...] = tuple((_trigger(t), ds) for t, ds in (
-    (P.TRIGGER_DIGITS, (_phone, _card, _ssn)),
-    (P.TRIGGER_IPV4, (_ipv4,)),
-    (P.TRIGGER_IBAN, (_iban,)),
-    (P.TRIGGER_BASE58, (_b58,)),
-    (P.TRIGGER_BECH32, (_bech32,)),
-    (P.TRIGGER_BECH32_UPPER, (_bech32,)),
-    (P.TRIGGER_URL, (_url_creds,)),
-    (P.TRIGGER_COLON, (_ipv6, _mac)),
-    (P.TRIGGER_DASH, (_mac, _pem, _tokens)),
-    (P.TRIGGER_DOT, (_mac,)),
-    (P.TRIGGER_UNDERSCORE, (_tokens,)),
-    (P.TRIGGER_A, (_tokens,)),
-    (P.TRIGGER_J, (_jwt,)),
-    (b"@", (_email,)),
-    (b"ecret", (_aws_secret,)),
-    (b"ECRET", (_aws_secret,)),
-    (b"earer", (_bearer,)),
-))
+# Level 1: (trigger, the detectors it gates), scanned over the UTF-8 of the texts with every digit
+# made "0" (see pii_patterns). Every match of a gated detector contains a hit of one of its
+# triggers, so skipping a text whose triggers did not fire loses nothing (the tests compare against
+# running every detector on every text). A literal is searched for with ``bytes.find``; a regex
+# runs on to the next NUL, so that one finditer over the joined texts yields one hit per text.
+_TRIGGERS: tuple[tuple[bytes | re.Pattern[bytes], tuple[Detector, ...]], ...] = tuple(
+    (t if isinstance(t, bytes) else re.compile(t[0] + rb"[^\0]*"), ds) for t, ds in (
+        ((P.TRIGGER_DIGITS,), (_phone, _card, _ssn, _iban, _b58, _ipv4, _bech32)),
+        ((P.TRIGGER_COLON,), (_ipv6, _mac, _url_creds)),
+        ((P.TRIGGER_DASH,), (_mac, _pem, _tokens)),
+        ((P.TRIGGER_DOT,), (_mac,)),
+        ((P.TRIGGER_UNDERSCORE,), (_tokens,)),
+        ((P.TRIGGER_A,), (_tokens,)),
+        ((rb"J(?<=eyJ)",), (_jwt,)),
+        (b"@", (_email,)),
+        (b"ecret", (_aws_secret,)),
+        (b"ECRET", (_aws_secret,)),
+        (b"earer", (_bearer,)),
+    )
+)
+# Level 2: for a detector that shares its level-1 trigger, triggers of its own, run over the
+# translation of the texts level 1 sent to it (any hit keeps a text).
+_NARROW: dict[Detector, tuple[re.Pattern[bytes], ...]] = {
+    det: tuple(re.compile(t + rb"[^\0]*") for t in ts)
+    for det, ts in ((_ipv4, P.NARROW_IPV4), (_bech32, P.NARROW_BECH32), (_mac, P.NARROW_MAC))
+}
 _DETECTOR_ENTITY: dict[Detector, str] = {
     _email: "EMAIL_ADDRESS", _phone: "PHONE_NUMBER", _card: "CREDIT_CARD", _ssn: "US_SSN", _ipv4: "IP_ADDRESS",
     _ipv6: "IP_ADDRESS", _iban: "IBAN_CODE", _mac: "MAC_ADDRESS", _b58: "CRYPTO", _bech32: "CRYPTO",
@@ -469,17 +496,44 @@ def _apply(text: str, findings: Sequence[Finding]) -> str:
     return "".join(out)
 
 
-def _as_texts(items: list[str | None]) -> list[str]:
-    """The texts with ``""`` for a null; a TypeError names the first text that is no str."""
+def _encode(items: list[str | None]) -> list[bytes]:
+    """UTF-8 of each text (``b""`` for a null); a TypeError names the first text that is no str."""
+    try:  # fast path: all str (bytes and None have no .encode)
+        return [t.encode("utf-8", "surrogatepass") for t in items]  # type: ignore[union-attr]
+    except AttributeError:
+        pass
     for i, t in enumerate(items):
         if t is not None and not isinstance(t, str):
             raise TypeError(f"texts[{i}] is {type(t).__name__}, expected str")
-    return ["" if t is None else t for t in items]
+    return [b"" if t is None else t.encode("utf-8", "surrogatepass") for t in items]
 
 
-def _offsets(texts: list[str]) -> list[int]:
+def _hit(buf: bytes, trigger: bytes | re.Pattern[bytes], pos: int) -> int:
+    if isinstance(trigger, bytes):
+        return buf.find(trigger, pos)
+    m = trigger.search(buf, pos)
+    return m.start() if m else -1
+
+
+def _offsets(texts: Sequence[str | bytes]) -> list[int]:
     """Where each text starts once the texts are joined by NUL, and where the next one would."""
     return list(accumulate(map((1).__add__, map(len, texts)), initial=0))
+
+
+class _Joined:
+    """Some of a batch's texts joined by NUL, the translation of that, and where each text starts."""
+
+    __slots__ = ("idxs", "text", "tb", "offsets")
+
+    def __init__(self, items: list[str | None], idxs: list[int]) -> None:
+        texts: list[str] = [items[i] for i in idxs]  # type: ignore[misc]  # flagged: never None
+        self.idxs, self.text, self.offsets = idxs, "\0".join(texts), _offsets(texts)
+        self.tb = _translated(self.text)
+
+    def narrow(self, triggers: tuple[re.Pattern[bytes], ...]) -> list[int]:
+        """The indexes of the texts where one of ``triggers`` hits the translation."""
+        ks = {bisect_right(self.offsets, m.start()) - 1 for t in triggers for m in t.finditer(self.tb)}
+        return [self.idxs[k] for k in sorted(ks)]
 
 
 class Redactor:
@@ -508,9 +562,13 @@ class Redactor:
         """Sorted, non-overlapping findings in ``text``."""
         if not isinstance(text, str):
             raise TypeError(f"text is {type(text).__name__}, expected str")
+        buf = text.encode("utf-8", "surrogatepass").translate(_DIGIT_TO_ZERO)
+        fired = {det for trig, dets in self._triggers if _hit(buf, trig, 0) >= 0 for det in dets}
+        if not fired:
+            return []
         tb = _translated(text)
-        fired = {det for trig, dets in self._triggers if trig.search(tb) for det in dets}
-        return _resolve([c for det in fired for c in det(text, tb)]) if fired else []
+        fired = {det for det in fired if det not in _NARROW or any(t.search(tb) for t in _NARROW[det])}
+        return _resolve([c for det in fired for c in det(text, tb)])
 
     def redact(self, text: str) -> str:
         """``text`` with each finding replaced by ``<ENTITY>``."""
@@ -547,41 +605,50 @@ class Redactor:
         return items, [(keep[j], found) for j, found in self._batch([items[i] for i in keep])]
 
     def _batch(self, items: list[str | None]) -> list[tuple[int, list[Finding]]]:
-        try:  # fast path: all str
-            texts, tb = items, _translated("\0".join(items))  # type: ignore[arg-type]
-        except TypeError:
-            texts = _as_texts(items)
-            tb = _translated("\0".join(texts))
-        starts = _offsets(texts)
         cands: dict[int, list[Cand]] = {}
-        joined: dict[tuple[int, ...], tuple[str, bytes, list[int]]] = {}  # detectors gated alike share one
-        for det, idxs in self._scan(tb, starts).items():
+        subs: dict[tuple[int, ...], _Joined] = {}  # detectors sent the same texts share one joining
+        for det, idxs in self._scan(items).items():
             if det is _pem:  # its ".*?" could run past a NUL: run it text by text (it is rare)
                 for i in idxs:
-                    cands.setdefault(i, []).extend(det(texts[i], tb[starts[i] : starts[i + 1] - 1]))
+                    text = items[i]
+                    cands.setdefault(i, []).extend(det(text, _translated(text)))  # type: ignore[arg-type]
                 continue
             # One call over the flagged texts joined by NUL (no pattern crosses one): the per-call
             # overhead is paid once per detector instead of once per text and detector.
             key = tuple(idxs)
-            if key not in joined:
-                sub = [texts[i] for i in idxs]
-                joined[key] = ("\0".join(sub), b"\0".join([tb[starts[i] : starts[i + 1] - 1] for i in idxs]), _offsets(sub))
-            text, sub_tb, sub_starts = joined[key]
-            for entity, s, e in det(text, sub_tb):
-                k = bisect_right(sub_starts, s) - 1
-                at = sub_starts[k]
-                cands.setdefault(idxs[k], []).append((entity, s - at, e - at))
-        return [(i, _resolve(c)) for i, c in sorted(cands.items())]
+            sub = subs.get(key) or subs.setdefault(key, _Joined(items, idxs))
+            if det in _NARROW:
+                idxs = sub.narrow(_NARROW[det])
+                key = tuple(idxs)
+                sub = subs.get(key) or subs.setdefault(key, _Joined(items, idxs))
+            text, tb, offsets = sub.text, sub.tb, sub.offsets
+            for entity, s, e in det(text, tb):
+                k = bisect_right(offsets, s) - 1
+                at, i = offsets[k], idxs[k]
+                if i in cands:
+                    cands[i].append((entity, s - at, e - at))
+                else:
+                    cands[i] = [(entity, s - at, e - at)]
+        return [(i, [Finding(*c[0])] if len(c) == 1 else _resolve(c)) for i, c in cands.items()]
 
-    def _scan(self, tb: bytes, starts: list[int]) -> dict[Detector, list[int]]:
-        """Run every trigger once over the translated texts joined by NUL; return, for each
-        detector, the sorted indexes of the texts where one of its triggers fired."""
+    def _scan(self, items: list[str | None]) -> dict[Detector, list[int]]:
+        """Run every level-1 trigger once over the texts joined by NUL; return, for each detector,
+        the sorted indexes of the texts where one of its triggers fired."""
+        encoded = _encode(items)
+        buf = b"\0".join(encoded).translate(_DIGIT_TO_ZERO)
+        starts = _offsets(encoded)
+        nul_inside = buf.count(b"\0") >= len(encoded)  # a text holds a NUL: a trigger may hit it twice
         by_det: dict[Detector, list[int]] = {}
-        nul_inside = tb.count(b"\0") >= len(starts) - 1  # a text holds a NUL: a trigger may hit it twice
         for trig, dets in self._triggers:
-            hits = [bisect_right(starts, m.start()) - 1 for m in trig.finditer(tb)]
-            if nul_inside:
-                hits = sorted(set(hits))
+            if isinstance(trig, bytes):
+                hits, pos = [], buf.find(trig)
+                while pos >= 0:
+                    hits.append(i := bisect_right(starts, pos) - 1)
+                    pos = buf.find(trig, starts[i + 1])  # the rest of this text cannot add anything
+            else:
+                hits = [bisect_right(starts, m.start()) - 1 for m in trig.finditer(buf)]
+                if nul_inside:
+                    hits = sorted(set(hits))
             for det in dets:
                 by_det[det] = sorted({*by_det[det], *hits}) if det in by_det else hits
         return by_det
