@@ -57,12 +57,21 @@ _RANK = {"SECRET": 9, "URL_CREDENTIALS": 8, "CRYPTO": 7, "IBAN_CODE": 7, "CREDIT
          "IP_ADDRESS": 5, "MAC_ADDRESS": 5, "US_SSN": 4, "PHONE_NUMBER": 3}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Finding:
     entity: str
     start: int
     end: int
 
+    def __init__(self, entity: str, start: int, end: int) -> None:
+        # The generated frozen __init__ goes through object.__setattr__ per field; the slots'
+        # own setters do the same at half the cost (a batch builds thousands of findings).
+        _SET_ENTITY(self, entity)
+        _SET_START(self, start)
+        _SET_END(self, end)
+
+
+_SET_ENTITY, _SET_START, _SET_END = Finding.entity.__set__, Finding.start.__set__, Finding.end.__set__  # type: ignore[attr-defined]
 
 Cand = tuple[str, int, int]
 _START = itemgetter(1)
@@ -272,8 +281,8 @@ def _ipv6(text: str, tb: bytes) -> list[Cand]:
         if m:
             tok = m.group()
             tok = tok[:-1] if tok.endswith(":") and not tok.endswith("::") else tok  # "at 2001:db8::1: down"
-            try:
-                if len(tok) > 2 and tok.count(":") > 1 and ipaddress.IPv6Address(tok):
+            try:  # without "::" an address has 8 groups, or 6 and an IPv4 (a time of day has neither)
+                if len(tok) > 2 and ("::" in tok or tok.count(":") >= 6) and ipaddress.IPv6Address(tok):
                     out.append(("IP_ADDRESS", start, start + len(tok)))
             except ValueError:
                 pass
@@ -351,8 +360,8 @@ def _phone_plan(text: str, tb: bytes, m: re.Match[bytes], prefix: str | None) ->
     The phone would start at ``shift``; ``levels`` are the ``(end, shape)`` of the run and of its
     trimmed forms that may be a phone (see ``_phone_shape``), longest first; ``resume`` is where
     to search again if none is. Without a prefix the plan depends only on the run's translation and
-    on its first digit, with a prefix on its calling code (``_phone_digits``), so ``_phone`` reuses
-    it for runs laid out alike."""
+    on whether its first digit is 0, with one on its calling code too (``_phone_digits``), so
+    ``_phone`` reuses it for runs laid out alike."""
     start, end = m.span()
     if tb.count(b"0", start, end) < 8:  # most runs are dates, times, prices: too few digits
         return 0, (), _phone_resume(tb, start, end) - start
@@ -379,16 +388,14 @@ def _phone_plan(text: str, tb: bytes, m: re.Match[bytes], prefix: str | None) ->
     return shift, tuple(levels), _phone_resume(tb, *m.span()) - start
 
 
-def _phone_digits(text: str, tb: bytes, body_at: int, end: int, prefix: str | None) -> str | None:
-    """The digits a run's plan depends on beyond its layout: the first one without a prefix (a
-    trunk 0?), the first three after one (the calling code). None when a one-digit group follows
-    "(" after a prefix ("+44 (0) 20..."): whether it is a trunk 0 changes the length, no sharing."""
-    first = tb.find(b"0", body_at, end)
-    if prefix is None:
-        return "0" if text[first] == "0" else "1"
+def _phone_digits(text: str, tb: bytes, body_at: int, end: int) -> str | None:
+    """The digits a prefixed run's plan depends on beyond its layout: the first three (the calling
+    code). None when a one-digit group follows "(" ("+44 (0) 20..."): whether it is a trunk 0
+    changes the length, so the plan is not shared."""
     if _PAREN_DIGIT.search(tb, body_at, end):
         return None
-    second = tb.find(b"0", first + 1, end)
+    first = tb.find(b"0", body_at, end)
+    second = tb.find(b"0", first + 1, end) if first >= 0 else -1
     third = tb.find(b"0", second + 1, end) if second >= 0 else -1
     return text[first] + text[second] + text[third] if third >= 0 else ""
 
@@ -408,18 +415,25 @@ def _phone_resume(tb: bytes, start: int, end: int) -> int:
 
 def _phone(text: str, tb: bytes) -> list[Cand]:
     out, search = [], _PHONE.search
-    plans: dict[tuple[bytes, str | None, str | None], Plan] = {}
-    labels: dict[str, int] = {}
+    national: dict[tuple[bytes, bool], Plan] = {}  # plans shared by runs laid out alike (_phone_plan)
+    prefixed: dict[tuple[bytes, str, str], Plan] = {}
+    labels: dict[str, int] = {}  # the label before a run, by the text it is read from
     m = search(tb)
     while m:
         start, end = m.span()
-        prefix = "+" if tb[start] == 43 else "00" if tb[start + 2] == 48 and text.startswith("00", start) else None  # 43: "+"
-        key = (m.group(), prefix, _phone_digits(text, tb, start + len(prefix or ""), end, prefix))
-        plan = plans.get(key)  # type: ignore[assignment]
-        if plan is None:
-            plan = _phone_plan(text, tb, m, prefix)
-            if key[2] is not None:
-                plans[key] = plan
+        if tb[start] == 43 or (tb[start + 2] == 48 and text.startswith("00", start)):  # 43: "+"
+            prefix = "+" if tb[start] == 43 else "00"
+            digits = _phone_digits(text, tb, start + len(prefix), end)
+            plan = prefixed.get((m.group(), prefix, digits)) if digits is not None else None  # type: ignore[arg-type]
+            if plan is None:
+                plan = _phone_plan(text, tb, m, prefix)
+                if digits is not None:
+                    prefixed[m.group(), prefix, digits] = plan
+        else:
+            key = (m.group(), text[tb.find(b"0", start, end)] == "0")
+            plan = national.get(key)  # type: ignore[assignment]
+            if plan is None:
+                plan = national[key] = _phone_plan(text, tb, m, None)
         shift, levels, resume = plan
         ctx = None
         for stop, shape in levels:  # 2: a phone; 1: unless an id-ish label precedes; 0: only after a phone word
@@ -473,6 +487,12 @@ _DETECTOR_ENTITY: dict[Detector, str] = {
 
 def _resolve(cands: list[Cand]) -> list[Finding]:
     """Non-overlapping findings: stronger entity first, then longer span, then earlier start."""
+    if len(cands) == 2:  # the common case, spelled out
+        a, b = cands
+        if a[2] <= b[1]:
+            return [Finding(*a), Finding(*b)]
+        if b[2] <= a[1]:
+            return [Finding(*b), Finding(*a)]
     if len(cands) > 1:
         cands.sort(key=_START)
         if any(a[2] > b[1] for a, b in zip(cands, cands[1:])):  # some overlap (spans are never empty)
