@@ -37,7 +37,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
-from operator import itemgetter
+from operator import attrgetter
 from typing import Any
 
 from exashard.privacy import pii_patterns as P
@@ -74,7 +74,7 @@ class Finding:
 _SET_ENTITY, _SET_START, _SET_END = Finding.entity.__set__, Finding.start.__set__, Finding.end.__set__  # type: ignore[attr-defined]
 
 Cand = tuple[str, int, int]
-_START = itemgetter(1)
+_START = attrgetter("start")
 
 def _trie(words: Iterable[str]) -> str:
     """A regex matching any of ``words``, factored by first character (CPython tries the
@@ -145,7 +145,9 @@ _SPLIT_DIGITS = re.compile(r"([0-9]+)").split
 _EMAIL_LOCAL = re.compile(P.EMAIL_LOCAL)
 _EMAIL_DOMAIN = re.compile(P.EMAIL_DOMAIN)
 _IPV6 = re.compile(P.IPV6)
-_B58_RUN = _zeroed(P.BASE58_ADDRESS.replace("[13]", "[0-9]").replace("1-9", "0-9"))  # see _b58
+_B58_ADDRESS = re.compile(P.BASE58_ADDRESS)
+_ALNUM_AS_A = bytes(97 if chr(b).isascii() and chr(b).isalnum() else 46 for b in range(256))  # see _b58
+_A26 = b"a" * 26
 _IPV6_COLON = re.compile(r":(?=[0-9A-Fa-f]{0,4}:)")
 _HEX = frozenset("0123456789ABCDEFabcdef")
 _NOT_EMAIL = re.compile(r"[^\w.%+\-\u00c0-\u024f]")  # no character of a local part
@@ -182,13 +184,16 @@ _bearer = _simple("SECRET", P.BEARER, 1)
 
 
 def _b58(text: str, tb: bytes) -> list[Cand]:
-    # A base58 address is a whole run of letters and digits: find the runs of the right length in
-    # the translation (no digit told apart), then keep those that start with 1 or 3 and hold no 0.
-    out = []
-    for m in _B58_RUN.finditer(tb):
-        start, end = m.span()
-        if text[start] in "13" and "0" not in text[start:end] and base58check_ok(text[start:end]):
+    # A base58 address is a whole run of 26-35 letters and digits. Runs of 26 or more are rare:
+    # with every letter and digit as "a" and everything else as ".", bytes.find skips to them.
+    out, runs = [], tb.translate(_ALNUM_AS_A)
+    start = runs.find(_A26)
+    while start >= 0:
+        end = runs.find(b".", start)
+        end = len(runs) if end < 0 else end
+        if end - start <= 35 and _B58_ADDRESS.fullmatch(text, start, end) and base58check_ok(text[start:end]):
             out.append(("CRYPTO", start, end))
+        start = runs.find(_A26, end)
     return out
 
 
@@ -485,24 +490,24 @@ _DETECTOR_ENTITY: dict[Detector, str] = {
 }
 
 
-def _resolve(cands: list[Cand]) -> list[Finding]:
+def _resolve(found: list[Finding]) -> list[Finding]:
     """Non-overlapping findings: stronger entity first, then longer span, then earlier start."""
-    if len(cands) == 2:  # the common case, spelled out
-        a, b = cands
-        if a[2] <= b[1]:
-            return [Finding(*a), Finding(*b)]
-        if b[2] <= a[1]:
-            return [Finding(*b), Finding(*a)]
-    if len(cands) > 1:
-        cands.sort(key=_START)
-        if any(a[2] > b[1] for a, b in zip(cands, cands[1:])):  # some overlap (spans are never empty)
-            cands.sort(key=lambda c: (-_RANK[c[0]], c[1] - c[2], c[1]))
-            kept: list[Cand] = []
-            for c in cands:
-                if all(c[2] <= k[1] or c[1] >= k[2] for k in kept):
-                    kept.append(c)
-            cands = sorted(kept, key=_START)
-    return [Finding(*c) for c in cands]
+    if len(found) == 2:  # the common case, spelled out
+        a, b = found
+        if a.end <= b.start:
+            return found
+        if b.end <= a.start:
+            return [b, a]
+    if len(found) > 1:
+        found.sort(key=_START)
+        if any(a.end > b.start for a, b in zip(found, found[1:])):  # some overlap (spans are never empty)
+            found.sort(key=lambda f: (-_RANK[f.entity], f.start - f.end, f.start))
+            kept: list[Finding] = []
+            for f in found:
+                if all(f.end <= k.start or f.start >= k.end for k in kept):
+                    kept.append(f)
+            found = sorted(kept, key=_START)
+    return found
 
 
 def _apply(text: str, findings: Sequence[Finding]) -> str:
@@ -576,7 +581,7 @@ class Redactor:
 
     def _detect(self, text: str, detectors: Iterable[Detector]) -> list[Finding]:
         tb = _translated(text)
-        return _resolve([c for det in detectors for c in det(text, tb)])
+        return _resolve([Finding(*c) for det in detectors for c in det(text, tb)])
 
     def find(self, text: str) -> list[Finding]:
         """Sorted, non-overlapping findings in ``text``."""
@@ -588,7 +593,7 @@ class Redactor:
             return []
         tb = _translated(text)
         fired = {det for det in fired if det not in _NARROW or any(t.search(tb) for t in _NARROW[det])}
-        return _resolve([c for det in fired for c in det(text, tb)])
+        return _resolve([Finding(*c) for det in fired for c in det(text, tb)])
 
     def redact(self, text: str) -> str:
         """``text`` with each finding replaced by ``<ENTITY>``."""
@@ -625,13 +630,13 @@ class Redactor:
         return items, [(keep[j], found) for j, found in self._batch([items[i] for i in keep])]
 
     def _batch(self, items: list[str | None]) -> list[tuple[int, list[Finding]]]:
-        cands: dict[int, list[Cand]] = {}
+        found: dict[int, list[Finding]] = {}
         subs: dict[tuple[int, ...], _Joined] = {}  # detectors sent the same texts share one joining
         for det, idxs in self._scan(items).items():
             if det is _pem:  # its ".*?" could run past a NUL: run it text by text (it is rare)
                 for i in idxs:
                     text = items[i]
-                    cands.setdefault(i, []).extend(det(text, _translated(text)))  # type: ignore[arg-type]
+                    found.setdefault(i, []).extend(Finding(*c) for c in det(text, _translated(text)))  # type: ignore[arg-type]
                 continue
             # One call over the flagged texts joined by NUL (no pattern crosses one): the per-call
             # overhead is paid once per detector instead of once per text and detector.
@@ -645,11 +650,11 @@ class Redactor:
             for entity, s, e in det(text, tb):
                 k = bisect_right(offsets, s) - 1
                 at, i = offsets[k], idxs[k]
-                if i in cands:
-                    cands[i].append((entity, s - at, e - at))
+                if i in found:
+                    found[i].append(Finding(entity, s - at, e - at))
                 else:
-                    cands[i] = [(entity, s - at, e - at)]
-        return [(i, [Finding(*c[0])] if len(c) == 1 else _resolve(c)) for i, c in cands.items()]
+                    found[i] = [Finding(entity, s - at, e - at)]
+        return [(i, f if len(f) == 1 else _resolve(f)) for i, f in found.items()]
 
     def _scan(self, items: list[str | None]) -> dict[Detector, list[int]]:
         """Run every level-1 trigger once over the texts joined by NUL; return, for each detector,
