@@ -393,16 +393,19 @@ def _phone_plan(text: str, tb: bytes, m: re.Match[bytes], prefix: str | None) ->
     return shift, tuple(levels), _phone_resume(tb, *m.span()) - start
 
 
-def _phone_digits(text: str, tb: bytes, body_at: int, end: int) -> str | None:
-    """The digits a prefixed run's plan depends on beyond its layout: the first three (the calling
-    code). None when a one-digit group follows "(" ("+44 (0) 20..."): whether it is a trunk 0
-    changes the length, so the plan is not shared."""
-    if _PAREN_DIGIT.search(tb, body_at, end):
-        return None
-    first = tb.find(b"0", body_at, end)
-    second = tb.find(b"0", first + 1, end) if first >= 0 else -1
-    third = tb.find(b"0", second + 1, end) if second >= 0 else -1
-    return text[first] + text[second] + text[third] if third >= 0 else ""
+def _phone_digits(text: str, tb: bytes, body_at: int, end: int) -> tuple[str, tuple[bool, ...]]:
+    """What a prefixed run's plan depends on beyond its layout: its calling code (from the first
+    three digits, not counting a trunk "(0)"; "" if none) and which one-digit groups after "(" are
+    a trunk 0 (see _phone_shape)."""
+    paren = [m.start() + 1 for m in _PAREN_DIGIT.finditer(tb, body_at, end)]
+    trunk = [text[p] == "0" for p in paren]
+    digits, pos = "", tb.find(b"0", body_at, end)
+    while pos >= 0 and len(digits) < 3:
+        if pos not in paren or text[pos] != "0":
+            digits += text[pos]
+        pos = tb.find(b"0", pos + 1, end)
+    cc = next((digits[:n] for n in (1, 2, 3) if digits[:n] in P.CALLING_CODES), "")
+    return cc, tuple(trunk)
 
 
 def _phone_resume(tb: bytes, start: int, end: int) -> int:
@@ -421,19 +424,17 @@ def _phone_resume(tb: bytes, start: int, end: int) -> int:
 def _phone(text: str, tb: bytes) -> list[Cand]:
     out, search = [], _PHONE.search
     national: dict[tuple[bytes, bool], Plan] = {}  # plans shared by runs laid out alike (_phone_plan)
-    prefixed: dict[tuple[bytes, str, str], Plan] = {}
+    prefixed: dict[tuple[bytes, str, str, tuple[bool, ...]], Plan] = {}
     labels: dict[str, int] = {}  # the label before a run, by the text it is read from
     m = search(tb)
     while m:
         start, end = m.span()
         if tb[start] == 43 or (tb[start + 2] == 48 and text.startswith("00", start)):  # 43: "+"
             prefix = "+" if tb[start] == 43 else "00"
-            digits = _phone_digits(text, tb, start + len(prefix), end)
-            plan = prefixed.get((m.group(), prefix, digits)) if digits is not None else None  # type: ignore[arg-type]
+            pkey = (m.group(), prefix, *_phone_digits(text, tb, start + len(prefix), end))
+            plan = prefixed.get(pkey)  # type: ignore[assignment]
             if plan is None:
-                plan = _phone_plan(text, tb, m, prefix)
-                if digits is not None:
-                    prefixed[m.group(), prefix, digits] = plan
+                plan = prefixed[pkey] = _phone_plan(text, tb, m, prefix)
         else:
             key = (m.group(), text[tb.find(b"0", start, end)] == "0")
             plan = national.get(key)  # type: ignore[assignment]
