@@ -1,5 +1,5 @@
 """Checksum and format validators behind the PII detectors (Luhn, IBAN mod-97, Bitcoin
-base58check and bech32/bech32m, JWT header, SSA rules for SSNs). Pure functions.
+base58check and bech32/bech32m, JWT header, SSA rules for SSNs, phone number layouts). Pure functions.
 """
 
 from __future__ import annotations
@@ -8,12 +8,14 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from functools import reduce
 from operator import xor
 
 from exashard.privacy import pii_patterns as P
 
+_SPLIT_DIGITS = re.compile(r"([0-9]+)").split
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _B58_INDEX = {c: i for i, c in enumerate(_B58)}
 _BECH = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
@@ -105,3 +107,42 @@ def _jwt_ok(token: str) -> bool:
 
 def ssn_ok(area: str, group: str, serial: str) -> bool:
     return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
+
+def phone_shape(prefix: str | None, body: str) -> int:
+    """How far the digits' layout alone decides: 2 a phone whatever the context, 1 a phone unless
+    an id-ish label precedes, 0 only after a phone word, -1 not a phone. The caller has checked
+    the digit count (8-17 after a prefix, 9-12 without)."""
+    parts = _SPLIT_DIGITS(body.replace("\u00a0", " ").replace("\u202f", " "))
+    groups, seps = parts[1::2], parts[::2]
+    if seps[0] not in ("", "(") or seps[-1] or not P.PHONE_SEPS.issuperset(seps[1:-1]):
+        return -1
+    opening = body.count("(")
+    if opening != body.count(")") or opening > 2:
+        return -1
+    if prefix:  # international: a calling code and 8-15 digits; "(0)" after the code is a trunk prefix
+        nat = "".join(g for g, s in zip(groups, seps) if not (g == "0" and s.endswith("(")))
+        cc = next((nat[:n] for n in (1, 2, 3) if nat[:n] in P.CALLING_CODES), None)
+        lo, hi = P.NSN_LENGTHS.get(cc or "", (4, 14))
+        if cc and 8 <= len(nat) <= 15 and lo <= len(nat) - len(cc) <= hi:
+            return 2
+        if prefix == "+":
+            return -1
+        groups[0] = "00" + groups[0]  # "00..." without a calling code: a national number
+    digits = "".join(groups)
+    n = len(digits)
+    if len(groups) == 1:
+        return -1 if not 9 <= n <= 12 else 1 if digits[0] == "0" and n <= 11 else 0
+    sizes = [len(g) for g in groups]
+    if not 9 <= n <= 12 or len(groups) > 6 or min(sizes) < 2:
+        return -1
+    if len(sizes) > 2 and sizes[1] <= 2 and ((sizes[0] == 4 and sizes[2] <= 2) or (sizes[0] <= 2 and sizes[2] == 4)):
+        return -1  # a date: YYYY-MM-DD or DD.MM.YYYY
+    inner = set(seps[1:-1])
+    if "." in inner and (inner != {"."} or len(groups) < 3 or (len(groups) == 4 and max(sizes) <= 3)):
+        return -1  # decimals, coordinates, dotted quads
+    if any(seps[i] == "/" and sizes[i - 1] <= 2 and sizes[i] <= 2 for i in range(1, len(groups))):
+        return -1  # "09/27": a date
+    thousands = sizes[0] <= 3 and digits[0] != "0" and all(x == 3 for x in sizes[1:]) and len(inner) == 1
+    card_like = len(sizes) >= 3 and set(sizes) == {4}  # 4-4-4: a card or account number
+    return 0 if thousands or card_like or sizes == [3, 2, 4] else 1  # 3-2-4 is the SSN layout

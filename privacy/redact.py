@@ -13,19 +13,21 @@ label ("order", "serial"...) as the nearest word before them; a bare run must st
 heuristic), then the longer span.
 
 Fast path (most text has no PII): detectors are gated by *triggers*, cheap scans that every match of
-the detector hits (7 digits with separators, ``d.d.d.d``, ``XX00``, ``:h:``/``::``, ``://``, ``@``,
-``eyJ``, ``AKIA``, ``secret``...), run over the *translation* of the text: one byte per character
-(Latin-1, others as ``?``), every digit made ``0``. Each regex then starts with a literal and
-CPython skips ahead with its fast substring search instead of testing a class at every position
-(the digit scan went from ~150 to ~600 MB/s); offsets are the text's, so the digit-heavy detectors
-(phone, card, SSN, IPv4, IBAN) search the translation too and read the digits from the text. The
-batch forms join the texts with NUL (no pattern crosses one), scan once per trigger (each runs on
-to the next NUL, so one ``finditer`` yields one hit per text), then run each detector *once* over
-the flagged texts joined again, so call overhead is paid per detector rather than per text; a clean
-text costs no Python-level work. Phone runs laid out alike (same translation, same first digit)
-share one validation plan. ``prefilter="arrow"`` (opt-in) replaces the scans by one RE2 regex
-(``pyarrow.compute.match_substring_regex``); it is native, so the portable scan stays the default;
-both give identical results (tested). Figures: ``bench/redact.py``.
+the detector hits. Level 1 (11 patterns: 7 digits with separators or ``d.d.d.d`` or ``XX00``...,
+``:h:``/``::``/``://``, ``@``, ``eyJ``, ``AKIA``, ``secret``...) runs over the UTF-8 of the texts with
+every digit made ``0``: each regex then starts with one literal character and CPython skips ahead
+with its fast substring search instead of testing a class at every position (the digit scan went
+from ~150 to ~600 MB/s). The batch forms join the texts with NUL (no pattern crosses one), scan once
+per trigger (a regex trigger runs on to the next NUL, so one ``finditer`` yields one hit per text),
+then run each detector *once* over the texts flagged for it, joined again, so call overhead is paid
+per detector rather than per text; a clean text costs no Python-level work. Flagged texts are
+*translated* to one byte per character (Latin-1, others as ``?``, digits as ``0``): offsets carry
+over, so the digit-heavy detectors (phone, card, SSN, IPv4, IBAN) search the translation with
+literal-first patterns and read the digits from the text, and level 2 narrows the IPv4, bech32 and
+MAC detectors with triggers of their own. Phone runs laid out alike (same translation, same first
+digit or calling code) share one validation plan. ``prefilter="arrow"`` (opt-in) replaces the level-1
+scans by one RE2 regex (``pyarrow.compute.match_substring_regex``); it is native, so the portable
+scan stays the default; both give identical results (tested). Figures: ``bench/redact.py``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from exashard.privacy.pii_checks import (
     _jwt_ok,
     base58check_ok,
     iban_ok,
+    phone_shape,
     segwit_ok,
     ssn_ok,
 )
@@ -140,8 +143,6 @@ def _zeroed(pattern: str) -> re.Pattern[bytes]:
     return re.compile(zeroed.replace("0-9", "0").replace(r"\u00a0\u202f", r"\xa0").encode("ascii"))
 
 
-_DIGITS = re.compile(r"[0-9]+")
-_SPLIT_DIGITS = re.compile(r"([0-9]+)").split
 _EMAIL_LOCAL = re.compile(P.EMAIL_LOCAL)
 _EMAIL_DOMAIN = re.compile(P.EMAIL_DOMAIN)
 _IPV6 = re.compile(P.IPV6)
@@ -318,52 +319,13 @@ def _iban(text: str, tb: bytes) -> list[Cand]:
     return out
 
 
-def _phone_shape(prefix: str | None, body: str) -> int:
-    """How far the digits' layout alone decides: 2 a phone whatever the context, 1 a phone unless
-    an id-ish label precedes, 0 only after a phone word, -1 not a phone. The caller has checked
-    the digit count (8-17 after a prefix, 9-12 without)."""
-    parts = _SPLIT_DIGITS(body.replace("\u00a0", " ").replace("\u202f", " "))
-    groups, seps = parts[1::2], parts[::2]
-    if seps[0] not in ("", "(") or seps[-1] or not P.PHONE_SEPS.issuperset(seps[1:-1]):
-        return -1
-    opening = body.count("(")
-    if opening != body.count(")") or opening > 2:
-        return -1
-    if prefix:  # international: a calling code and 8-15 digits; "(0)" after the code is a trunk prefix
-        nat = "".join(g for g, s in zip(groups, seps) if not (g == "0" and s.endswith("(")))
-        cc = next((nat[:n] for n in (1, 2, 3) if nat[:n] in P.CALLING_CODES), None)
-        lo, hi = P.NSN_LENGTHS.get(cc or "", (4, 14))
-        if cc and 8 <= len(nat) <= 15 and lo <= len(nat) - len(cc) <= hi:
-            return 2
-        if prefix == "+":
-            return -1
-        groups[0] = "00" + groups[0]  # "00..." without a calling code: a national number
-    digits = "".join(groups)
-    n = len(digits)
-    if len(groups) == 1:
-        return -1 if not 9 <= n <= 12 else 1 if digits[0] == "0" and n <= 11 else 0
-    sizes = [len(g) for g in groups]
-    if not 9 <= n <= 12 or len(groups) > 6 or min(sizes) < 2:
-        return -1
-    if len(sizes) > 2 and sizes[1] <= 2 and ((sizes[0] == 4 and sizes[2] <= 2) or (sizes[0] <= 2 and sizes[2] == 4)):
-        return -1  # a date: YYYY-MM-DD or DD.MM.YYYY
-    inner = set(seps[1:-1])
-    if "." in inner and (inner != {"."} or len(groups) < 3 or (len(groups) == 4 and max(sizes) <= 3)):
-        return -1  # decimals, coordinates, dotted quads
-    if any(seps[i] == "/" and sizes[i - 1] <= 2 and sizes[i] <= 2 for i in range(1, len(groups))):
-        return -1  # "09/27": a date
-    thousands = sizes[0] <= 3 and digits[0] != "0" and all(x == 3 for x in sizes[1:]) and len(inner) == 1
-    card_like = len(sizes) >= 3 and set(sizes) == {4}  # 4-4-4: a card or account number
-    return 0 if thousands or card_like or sizes == [3, 2, 4] else 1  # 3-2-4 is the SSN layout
-
-
 Plan = tuple[int, tuple[tuple[int, int], ...], int]
 
 
 def _phone_plan(text: str, tb: bytes, m: re.Match[bytes], prefix: str | None) -> Plan:
     """What the candidate run ``m`` can hold, relative to its start: ``(shift, levels, resume)``.
     The phone would start at ``shift``; ``levels`` are the ``(end, shape)`` of the run and of its
-    trimmed forms that may be a phone (see ``_phone_shape``), longest first; ``resume`` is where
+    trimmed forms that may be a phone (see ``pii_checks.phone_shape``), longest first; ``resume`` is where
     to search again if none is. Without a prefix the plan depends only on the run's translation and
     on whether its first digit is 0, with one on its calling code too (``_phone_digits``), so
     ``_phone`` reuses it for runs laid out alike."""
@@ -381,7 +343,7 @@ def _phone_plan(text: str, tb: bytes, m: re.Match[bytes], prefix: str | None) ->
         if n < lo:  # trimming only loses digits
             break
         if n <= hi:
-            shape = _phone_shape(prefix, text[body_at:body_end])
+            shape = phone_shape(prefix, text[body_at:body_end])
             if shape >= 0:
                 levels.append((end - start, shape))
                 if shape == 2:
@@ -396,7 +358,7 @@ def _phone_plan(text: str, tb: bytes, m: re.Match[bytes], prefix: str | None) ->
 def _phone_digits(text: str, tb: bytes, body_at: int, end: int) -> tuple[str, tuple[bool, ...]]:
     """What a prefixed run's plan depends on beyond its layout: its calling code (from the first
     three digits, not counting a trunk "(0)"; "" if none) and which one-digit groups after "(" are
-    a trunk 0 (see _phone_shape)."""
+    a trunk 0 (see pii_checks.phone_shape)."""
     paren = [m.start() + 1 for m in _PAREN_DIGIT.finditer(tb, body_at, end)]
     trunk = [text[p] == "0" for p in paren]
     digits, pos = "", tb.find(b"0", body_at, end)
