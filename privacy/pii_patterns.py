@@ -127,23 +127,20 @@ PHONE = (r"[+(0-9](?<![0-9A-Za-z+_/\\.\-@#].)(?<![0-9]:.)[0-9 ().\-/\u00a0\u202f
 PHONE_SEPS = frozenset((" ", "-", ".", "/", ")", ") ", ")-", " (", "(", " - ", " / ", ") (", ")."))
 
 # ---------------------------------------------------------------- triggers (pre-filter)
-# Level 1 runs over the UTF-8 of every text with each digit translated to "0", so that each regex
-# starts with one literal character (CPython then skips ahead with a fast substring search instead
-# of testing a character class at every position). Few patterns, one pass each: on mostly clean
-# text the passes are the cost.
-# Up to 3 separators between digits, U+00A0 and U+202F being 2 and 3 bytes: up to 9 bytes of them
-# (a byte class repeats far faster in CPython than an alternation of sequences).
-_SEP = rb"[ \-.()/\xc2\xa0\xe2\x80\xaf]{0,9}"
-TRIGGER_DIGITS = (rb"0(?:(?:" + _SEP + rb"0){6}|\.0{1,3}\.0{1,3}\.0|[0A-HJ-NP-Za-km-z]{25}"
+# Level 1 runs over every text's translation (redact._translated: one byte per character, Latin-1
+# with other characters as "?" and U+202F as U+00A0, every digit "0"), so that each regex starts
+# with one literal character (CPython then skips ahead with a fast substring search instead of
+# testing a character class at every position). Few patterns, one pass each: on mostly clean text
+# the passes are the cost.
+TRIGGER_DIGITS = (rb"0(?:(?:[ \-.()/\xa0]{0,3}0){6}|\.0{1,3}\.0{1,3}\.0|[0A-HJ-NP-Za-km-z]{25}"
                   rb"|(?<=[bB][cC]0)[0ac-hj-np-zAC-HJ-NP-Z]{6}|(?<=[A-Z]{2}0)0)")
 TRIGGER_COLON = rb":(?://|:|[0A-Fa-f]{1,4}:)"
 TRIGGER_DASH = rb"-(?:[0A-Fa-f]{2}-[0A-Fa-f]{2}-|----(?=BEGIN)|(?<=xox[abpros]-))"
 TRIGGER_DOT = rb"\.[0A-Fa-f]{4}\."
 TRIGGER_UNDERSCORE = rb"_(?:(?<=gh[pousr]_)|(?<=github_)pat_|(?<=[sr]k_)live_)"
 TRIGGER_A = rb"A(?:KIA|SIA|Iza)"
-# Level 2 runs over the translation (redact._translated: one byte per character) of the texts that
-# level 1 sent to a detector, with a trigger of its own, where that narrows them a lot (a date sends
-# a text to the IPv4 detector, a time of day to the MAC detector).
+# Level 2 runs over the texts that level 1 sent to a detector, with a trigger of its own, where that
+# narrows them a lot (a date sends a text to the IPv4 detector, a time of day to the MAC detector).
 NARROW_IPV4 = (rb"\.(?<=0\.)0{1,3}\.0{1,3}\.0",)
 NARROW_BECH32 = (rb"c0(?<=[bB]c0)[0ac-hj-np-zAC-HJ-NP-Z]{6}", rb"C0(?<=[bB]C0)[0ac-hj-np-zAC-HJ-NP-Z]{6}")
 NARROW_MAC = (rb":[0A-Fa-f]{2}:[0A-Fa-f]{2}:", rb"-[0A-Fa-f]{2}-[0A-Fa-f]{2}-", TRIGGER_DOT)

@@ -419,8 +419,8 @@ def _phone(text: str, tb: bytes) -> list[Cand]:
     return out
 
 
-# Level 1: (trigger, the detectors it gates), scanned over the UTF-8 of the texts with every digit
-# made "0" (see pii_patterns). Every match of a gated detector contains a hit of one of its
+# Level 1: (trigger, the detectors it gates), scanned over the translation of the texts (see
+# pii_patterns). Every match of a gated detector contains a hit of one of its
 # triggers, so skipping a text whose triggers did not fire loses nothing (the tests compare against
 # running every detector on every text). A literal is searched for with ``bytes.find``; a regex
 # runs on to the next NUL, so that one finditer over the joined texts yields one hit per text.
@@ -439,8 +439,8 @@ _TRIGGERS: tuple[tuple[bytes | re.Pattern[bytes], tuple[Detector, ...]], ...] = 
         (b"earer", (_bearer,)),
     )
 )
-# Level 2: for a detector that shares its level-1 trigger, triggers of its own, run over the
-# translation of the texts level 1 sent to it (any hit keeps a text).
+# Level 2: for a detector that shares its level-1 trigger, triggers of its own, run over the texts
+# level 1 sent to it (any hit keeps a text).
 _NARROW: dict[Detector, tuple[re.Pattern[bytes], ...]] = {
     det: tuple(re.compile(t + rb"[^\0]*") for t in ts)
     for det, ts in ((_ipv4, P.NARROW_IPV4), (_bech32, P.NARROW_BECH32), (_mac, P.NARROW_MAC))
@@ -484,16 +484,12 @@ def _apply(text: str, findings: Sequence[Finding]) -> str:
     return "".join(out)
 
 
-def _encode(items: list[str | None]) -> list[bytes]:
-    """UTF-8 of each text (``b""`` for a null); a TypeError names the first text that is no str."""
-    try:  # fast path: all str (bytes and None have no .encode)
-        return [t.encode("utf-8", "surrogatepass") for t in items]  # type: ignore[union-attr]
-    except AttributeError:
-        pass
+def _as_texts(items: list[str | None]) -> list[str]:
+    """The texts with ``""`` for a null; a TypeError names the first text that is no str."""
     for i, t in enumerate(items):
         if t is not None and not isinstance(t, str):
             raise TypeError(f"texts[{i}] is {type(t).__name__}, expected str")
-    return [b"" if t is None else t.encode("utf-8", "surrogatepass") for t in items]
+    return ["" if t is None else t for t in items]
 
 
 def _hit(buf: bytes, trigger: bytes | re.Pattern[bytes], pos: int) -> int:
@@ -513,13 +509,14 @@ class _Joined:
 
     __slots__ = ("idxs", "text", "tb", "offsets")
 
-    def __init__(self, items: list[str | None], idxs: list[int]) -> None:
-        texts: list[str] = [items[i] for i in idxs]  # type: ignore[misc]  # flagged: never None
-        self.idxs, self.text, self.offsets = idxs, "\0".join(texts), _offsets(texts)
-        self.tb = _translated(self.text)
+    def __init__(self, texts: list[str], tb: bytes, starts: list[int], idxs: list[int]) -> None:
+        """``tb`` and ``starts``: the translation of all ``texts`` joined by NUL, and their offsets."""
+        sub = [texts[i] for i in idxs]
+        self.idxs, self.text, self.offsets = idxs, "\0".join(sub), _offsets(sub)
+        self.tb = tb if len(idxs) == len(texts) else b"\0".join([tb[starts[i] : starts[i + 1] - 1] for i in idxs])
 
     def narrow(self, triggers: tuple[re.Pattern[bytes], ...]) -> list[int]:
-        """The indexes of the texts where one of ``triggers`` hits the translation."""
+        """The indexes of the texts where one of ``triggers`` hits."""
         ks = {bisect_right(self.offsets, m.start()) - 1 for t in triggers for m in t.finditer(self.tb)}
         return [self.idxs[k] for k in sorted(ks)]
 
@@ -550,11 +547,10 @@ class Redactor:
         """Sorted, non-overlapping findings in ``text``."""
         if not isinstance(text, str):
             raise TypeError(f"text is {type(text).__name__}, expected str")
-        buf = text.encode("utf-8", "surrogatepass").translate(_DIGIT_TO_ZERO)
-        fired = {det for trig, dets in self._triggers if _hit(buf, trig, 0) >= 0 for det in dets}
+        tb = _translated(text)
+        fired = {det for trig, dets in self._triggers if _hit(tb, trig, 0) >= 0 for det in dets}
         if not fired:
             return []
-        tb = _translated(text)
         fired = {det for det in fired if det not in _NARROW or any(t.search(tb) for t in _NARROW[det])}
         return _resolve([Finding(*c) for det in fired for c in det(text, tb)])
 
@@ -593,24 +589,29 @@ class Redactor:
         return items, [(keep[j], found) for j, found in self._batch([items[i] for i in keep])]
 
     def _batch(self, items: list[str | None]) -> list[tuple[int, list[Finding]]]:
+        try:  # fast path: all str
+            texts, joined = items, "\0".join(items)  # type: ignore[arg-type]
+        except TypeError:
+            texts = _as_texts(items)
+            joined = "\0".join(texts)
+        tb, starts = _translated(joined), _offsets(texts)
         found: dict[int, list[Finding]] = {}
         subs: dict[tuple[int, ...], _Joined] = {}  # detectors sent the same texts share one joining
-        for det, idxs in self._scan(items).items():
+        for det, idxs in self._scan(tb, starts).items():
             if det is _pem:  # its ".*?" could run past a NUL: run it text by text (it is rare)
                 for i in idxs:
-                    text = items[i]
-                    found.setdefault(i, []).extend(Finding(*c) for c in det(text, _translated(text)))  # type: ignore[arg-type]
+                    found.setdefault(i, []).extend(Finding(*c) for c in det(texts[i], tb[starts[i] : starts[i + 1] - 1]))  # type: ignore[arg-type]
                 continue
             # One call over the flagged texts joined by NUL (no pattern crosses one): the per-call
             # overhead is paid once per detector instead of once per text and detector.
             key = tuple(idxs)
-            sub = subs.get(key) or subs.setdefault(key, _Joined(items, idxs))
+            sub = subs.get(key) or subs.setdefault(key, _Joined(texts, tb, starts, idxs))  # type: ignore[arg-type]
             if det in _NARROW:
                 idxs = sub.narrow(_NARROW[det])
                 key = tuple(idxs)
-                sub = subs.get(key) or subs.setdefault(key, _Joined(items, idxs))
-            text, tb, offsets = sub.text, sub.tb, sub.offsets
-            for entity, s, e in det(text, tb):
+                sub = subs.get(key) or subs.setdefault(key, _Joined(texts, tb, starts, idxs))  # type: ignore[arg-type]
+            text, sub_tb, offsets = sub.text, sub.tb, sub.offsets
+            for entity, s, e in det(text, sub_tb):
                 k = bisect_right(offsets, s) - 1
                 at, i = offsets[k], idxs[k]
                 if i in found:
@@ -619,22 +620,19 @@ class Redactor:
                     found[i] = [Finding(entity, s - at, e - at)]
         return [(i, f if len(f) == 1 else _resolve(f)) for i, f in found.items()]
 
-    def _scan(self, items: list[str | None]) -> dict[Detector, list[int]]:
-        """Run every level-1 trigger once over the texts joined by NUL; return, for each detector,
-        the sorted indexes of the texts where one of its triggers fired."""
-        encoded = _encode(items)
-        buf = b"\0".join(encoded).translate(_DIGIT_TO_ZERO)
-        starts = _offsets(encoded)
-        nul_inside = buf.count(b"\0") >= len(encoded)  # a text holds a NUL: a trigger may hit it twice
+    def _scan(self, tb: bytes, starts: list[int]) -> dict[Detector, list[int]]:
+        """Run every level-1 trigger once over the translated texts joined by NUL; return, for each
+        detector, the sorted indexes of the texts where one of its triggers fired."""
+        nul_inside = tb.count(b"\0") >= len(starts) - 1  # a text holds a NUL: a trigger may hit it twice
         by_det: dict[Detector, list[int]] = {}
         for trig, dets in self._triggers:
             if isinstance(trig, bytes):
-                hits, pos = [], buf.find(trig)
+                hits, pos = [], tb.find(trig)
                 while pos >= 0:
                     hits.append(i := bisect_right(starts, pos) - 1)
-                    pos = buf.find(trig, starts[i + 1])  # the rest of this text cannot add anything
+                    pos = tb.find(trig, starts[i + 1])  # the rest of this text cannot add anything
             else:
-                hits = [bisect_right(starts, m.start()) - 1 for m in trig.finditer(buf)]
+                hits = [bisect_right(starts, m.start()) - 1 for m in trig.finditer(tb)]
                 if nul_inside:
                     hits = sorted(set(hits))
             for det in dets:
