@@ -155,6 +155,7 @@ _NOT_EMAIL = re.compile(r"[^\w.%+\-\u00c0-\u024f]")  # no character of a local p
 _CARD, _SSN, _IPV4, _IBAN, _PHONE = map(_zeroed, (P.CARD, P.SSN, P.IPV4, P.IBAN, P.PHONE))
 _ID_PUNCT = re.compile(rb"[\-./)]")
 _PAREN_DIGIT = re.compile(rb"\(0(?!0)")  # a one-digit group after "("
+_IBAN_TAKE = {cc: re.compile(rb"(?: ?[0A-Z]){%d}" % n) for cc, n in P.IBAN_LENGTHS.items()}  # see _iban
 
 
 def _simple(entity: str, pattern: str, group: int = 0, ok: Callable[[re.Match[str]], bool] | None = None, flags: int = 0) -> Detector:
@@ -301,20 +302,15 @@ def _iban(text: str, tb: bytes) -> list[Cand]:
     out, search = [], _IBAN.search  # matches start at the check digits, after the country code
     m = search(tb)
     while m:
-        start, end = m.start() - 2, m.end()
+        start = m.start() - 2
         pos = start + 1
-        need = P.IBAN_LENGTHS.get(text[start:m.start()], 0)
-        s = text[start:end]
-        compact = s.replace(" ", "")
-        if len(compact) >= need > 0:  # the first `need` IBAN characters: the regex may have run on into the next word
-            end = start + need
-            space = s.find(" ")
-            while 0 <= space < end - start:
-                end += 1
-                space = s.find(" ", space + 1)
-            if iban_ok(compact[:need]):
-                out.append(("IBAN_CODE", start, end))
-                pos = end
+        # The first `need` IBAN characters (single spaces between them): the regex may have run on
+        # into the next word.
+        take = _IBAN_TAKE.get(text[start : m.start()])
+        head = take.match(tb, start, m.end()) if take else None
+        if head and iban_ok(text[start : head.end()].replace(" ", "")):
+            out.append(("IBAN_CODE", start, head.end()))
+            pos = head.end()
         m = search(tb, pos + 2)
     return out
 
