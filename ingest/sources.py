@@ -235,12 +235,11 @@ class Reader:
         self._fs: dict[str, Any] = {}
         self._table: _TableCursor | None = None
 
-    def read(self, url: str) -> bytes:
+    def read(self, url: str, size: int = -1) -> bytes:
+        """The whole object at ``url``; ``size`` (as listed) is a hint, not a limit."""
         proto = url.split("://", 1)[0] if "://" in url else "file"
         if proto == "file":
-            path = url[7:] if url.startswith("file://") else url
-            with open(path, "rb") as f:
-                return f.read()
+            return _read_local(url[7:] if url.startswith("file://") else url, size)
         fs = self._fs.get(proto)
         if fs is None:
             fs = self._fs[proto] = fsspec.filesystem(proto, **self.so)
@@ -259,6 +258,24 @@ class Reader:
         if self._table is not None:
             self._table.close()
             self._table = None
+
+
+def _read_local(path: str, size: int) -> bytes:
+    """A local file in one ``read`` when it still has its listed size (half the cost of a
+    Python file object, per file, on a path that reads two files per sample); all of it if
+    it grew since the listing."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        want = size + 1 if size >= 0 else 1 << 20
+        data = os.read(fd, want)
+        if len(data) < want:
+            return data
+        parts = [data]
+        while chunk := os.read(fd, 1 << 24):
+            parts.append(chunk)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
 
 
 class _TableCursor:
@@ -342,7 +359,7 @@ def read_unit(
         if unit.kind == "files":
             fields: dict[str, bytes] = {}
             for ext, ref in unit.files:
-                fields[ext] = rd.read(ref.url)
+                fields[ext] = rd.read(ref.url, ref.size)
             yield unit.name, fields
         elif unit.kind == "row":
             yield unit.name, _row_fields(rd.row(unit.files[0][1].url, unit.index), so, f"row {unit.index}")

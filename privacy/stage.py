@@ -36,6 +36,9 @@ class PrivacyStage:
         self.policy = policy or default_policy()
         self.pseudonyms = pseudonyms
         self.forget = forget
+        # (field, JSON path) -> (its own rule, whether any rule reaches below it): the same
+        # paths come back in every sample
+        self._rules_at: dict[tuple[str, tuple[str, ...]], tuple[Any, bool]] = {}
         if redactor is None:
             from .redact import Redactor
 
@@ -126,11 +129,16 @@ class PrivacyStage:
         self, ext: str, value: Any, path: tuple[str, ...], rules: list[JsonRule], inherited: JsonRule | None,
         stats: Counter[str],
     ) -> Any:
-        own = match_rule(rules, path)
+        memo = self._rules_at.get((ext, path))
+        if memo is None:
+            if len(self._rules_at) >= 4096:  # keys come from input: keep the memo bounded
+                self._rules_at.clear()
+            memo = self._rules_at[(ext, path)] = (match_rule(rules, path), prefix_possible(rules, path))
+        own, below = memo
         rule = own
         if inherited is not None and (own is None or inherited.specificity > own.specificity):
             rule = inherited
-        if isinstance(value, (dict, list)) and prefix_possible(rules, path):
+        if below and isinstance(value, (dict, list)):
             if isinstance(value, dict):
                 out: Any = {}
                 for k, v in value.items():

@@ -112,7 +112,7 @@ class EncryptingWriter:
     def _seal(self, chunk: bytes | memoryview, last: bool) -> None:
         if self._counter >= 0xFFFFFFFF:
             raise ConfigError("shard too large for one encryption stream (2^32 segments)")
-        self.out.write(self._aead.encrypt(_nonce(self._prefix, self._counter, last), bytes(chunk), None))
+        self.out.write(self._aead.encrypt(_nonce(self._prefix, self._counter, last), chunk, None))  # buffers: no copy
         self._counter += 1
 
     def close(self) -> None:
