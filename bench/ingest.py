@@ -178,7 +178,9 @@ def main(argv: list[str] | None = None) -> None:
         import peers  # noqa: F401
     except ImportError:
         peers = None
-    from distributed import Client, LocalCluster
+    from distributed import Client
+
+    from exashard.ingest.run import local_cluster
 
     times: dict[str, list[float]] = {}
     for r in range(args.runs):
@@ -193,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
                 # done) before the clock: only the cluster under test runs (an idle one
                 # would still take CPU for its heartbeats and monitors on this small machine).
                 n = 1 if "1 worker" in name else 2
-                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+                cluster = local_cluster(n)  # exashard's embedded default cluster
                 client = Client(cluster)
                 client.wait_for_workers(n)
                 client.run(_warm)

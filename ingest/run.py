@@ -267,6 +267,18 @@ class _Progress:
             sys.stderr.write("\n")
 
 
+def local_cluster(n_workers: int) -> Any:
+    """The embedded default: a ``LocalCluster`` of single-threaded worker processes, with no
+    dashboard and so no use for the workers' statistical profiler, which is turned off: its
+    10 ms sampling thread takes each worker's GIL from the task (~8% of a worker's
+    throughput here, measured with ``get_task_stream``)."""
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
+
+
 def ingest(
     sources: str | Iterable[str],
     out: str,
@@ -338,12 +350,12 @@ def ingest(
     tasks = itertools.chain([first], tasks)  # the listing goes on from here: never twice
     own_cluster = own_client = None
     if client is None:
-        from distributed import Client, LocalCluster
+        from distributed import Client
 
         if scheduler:
             client = own_client = Client(scheduler)
         else:
-            own_cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, dashboard_address=None)
+            own_cluster = local_cluster(workers or os.cpu_count() or 1)
             client = Client(own_cluster)
     window = window or max(2, 2 * len(client.scheduler_info().get("workers", {})) or 2)
     prog = _Progress(sys.stderr.isatty() if progress is None else progress)
