@@ -52,11 +52,12 @@ def main() -> None:
     out = "memory://rss-out" if args.memory_out else os.path.join(args.work, "rss-out")
     if not args.memory_out:
         shutil.rmtree(out, ignore_errors=True)
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     import exashard
+    from exashard.ingest.run import local_cluster
 
-    cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = local_cluster(args.workers)  # exashard's embedded default
     client = Client(cluster)
     before = vm_hwm_mb()
     t = time.perf_counter()
