@@ -89,7 +89,7 @@ NSN_LENGTHS: dict[str, tuple[int, int]] = {
 # Each starts with a character class and checks the boundary *after* it, with a lookbehind that
 # spans the character before and the class itself: a pattern that starts with a lookbehind would
 # be tried at every position, one that starts with a class lets CPython skip to candidates. The
-# digit patterns run over text whose digits are all "0" (see redact._translated), so a leading
+# digit patterns run over text whose digits are all "0" (see pii_detect._translated), so a leading
 # digit run is a literal: the longer it is, the fewer places CPython tries the rest.
 # Boundaries are ASCII: \b would not split "電話090-..." (kana are \w).
 _ALNUM = "0-9A-Za-z"
@@ -127,7 +127,7 @@ PHONE = (r"[+(0-9](?<![0-9A-Za-z+_/\\.\-@#].)(?<![0-9]:.)[0-9 ().\-/\u00a0\u202f
 PHONE_SEPS = frozenset((" ", "-", ".", "/", ")", ") ", ")-", " (", "(", " - ", " / ", ") (", ")."))
 
 # ---------------------------------------------------------------- triggers (pre-filter)
-# Level 1 runs over every text's translation (redact._translated: one byte per character, Latin-1
+# Level 1 runs over every text's translation (pii_detect._translated: one byte per character, Latin-1
 # with other characters as "?" and U+202F as U+00A0, every digit "0"), so that each regex starts
 # with one literal character (CPython then skips ahead with a fast substring search instead of
 # testing a character class at every position). Few patterns, one pass each: on mostly clean text

@@ -28,29 +28,41 @@ MAC detectors with triggers of their own. Phone runs laid out alike (same transl
 digit or calling code) share one validation plan. ``prefilter="arrow"`` (opt-in) replaces the level-1
 scans by one RE2 regex (``pyarrow.compute.match_substring_regex``); it is native, so the portable
 scan stays the default; both give identical results (tested). Figures: ``bench/redact.py``.
+The detectors themselves are in ``pii_detect.py``; this module chooses which run, resolves
+overlaps and applies placeholders.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from operator import attrgetter
 from typing import Any
 
 from exashard.privacy import pii_patterns as P
-from exashard.privacy.pii_checks import (
-    _card_ok,
-    _jwt_ok,
-    base58check_ok,
-    iban_ok,
-    phone_shape,
-    segwit_ok,
-    ssn_ok,
+from exashard.privacy.pii_detect import (
+    Detector,
+    _aws_secret,
+    _b58,
+    _bearer,
+    _bech32,
+    _card,
+    _email,
+    _iban,
+    _ipv4,
+    _ipv6,
+    _jwt,
+    _mac,
+    _pem,
+    _phone,
+    _ssn,
+    _tokens,
+    _translated,
+    _url_creds,
 )
 
 ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IP_ADDRESS", "IBAN_CODE", "MAC_ADDRESS",
@@ -76,350 +88,9 @@ class Finding:
 
 _SET_ENTITY, _SET_START, _SET_END = Finding.entity.__set__, Finding.start.__set__, Finding.end.__set__  # type: ignore[attr-defined]
 
-Cand = tuple[str, int, int]
 _START = attrgetter("start")
 
-def _trie(words: Iterable[str]) -> str:
-    """A regex matching any of ``words``, factored by first character (CPython tries the
-    alternatives of a plain ``a|b|c`` one by one at every position)."""
-    by_first: dict[str, list[str]] = {}
-    for w in sorted(set(words), key=len, reverse=True):
-        by_first.setdefault(w[0], []).append(re.escape(w[1:]))
-    return "|".join(f"{re.escape(c)}(?:{'|'.join(rest)})" for c, rest in by_first.items())
 
-
-# Labels are matched on lower-cased text; a label must start a word (checked in code). No phone
-# word is a prefix of an id-ish word or the reverse (tested), so one trie finds the same labels.
-_LABELS = re.compile(_trie(P.PHONE_WORDS + P.NOT_PHONE_WORDS))
-_LABEL_SIGN = {**{w: -1 for w in P.NOT_PHONE_WORDS}, **{w: 1 for w in P.PHONE_WORDS}}
-_SSN_CTX = re.compile(_trie(P.SSN_WORDS))
-_VERSION_CTX = re.compile(rf"(?<![a-z])(?:{_trie(P.VERSION_WORDS)})(?: to)?[ :=]*$")  # the word right before
-
-
-def _before(text: str, start: int, window: int) -> str:
-    """Up to ``window`` characters before ``start``, lower-cased, not reaching back past a NUL
-    (the batch forms join texts with NUL)."""
-    w = text[max(0, start - window) : start]
-    return w[w.rfind("\0") + 1 :].lower()
-
-
-def _label(w: str) -> int:
-    """+1 if the last label in ``w`` is a phone word, -1 if an id-ish word, else 0."""
-    last, low = 0, w.lower()
-    for m in _LABELS.finditer(low):
-        if not (m.start() and low[m.start() - 1].isalpha() and low[m.start() - 1].isascii()):
-            last = _LABEL_SIGN[m.group()]
-    return last
-
-
-def _context(text: str, tb: bytes, start: int, window: int = 28) -> str:
-    """The text up to ``window`` characters before ``start`` that a label for a number there may
-    sit in: a label followed by another number belongs to that number, so it starts after the last
-    digit (and after a NUL: the batch forms join texts with it)."""
-    lo = max(0, start - window)
-    return text[max(lo, tb.rfind(b"0", lo, start) + 1, tb.rfind(b"\0", lo, start) + 1) : start]
-
-
-# Detectors take the text and its translation (``_translated``: one byte per character, so offsets
-# carry over, every digit "0") and return their candidates in order of start. The digit-heavy ones
-# search the translation: their patterns then start with the literal "0" (CPython jumps between
-# digits with a fast byte search instead of testing a class at every character), and the layout
-# checks (digit counts, separators) are byte counts and finds; digits are read from the text.
-Detector = Callable[[str, bytes], list[Cand]]
-_DIGIT_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
-
-
-def _translated(text: str) -> bytes:
-    """``text`` as one byte per character: Latin-1 with every other character as "?" (no pattern
-    run on it gives "?" or a character above U+00FF a meaning), U+202F as U+00A0 (both are phone
-    separators), and every ASCII digit as "0"."""
-    return text.replace("\u202f", "\xa0").encode("latin-1", "replace").translate(_DIGIT_TO_ZERO)
-
-
-def _zeroed(pattern: str) -> re.Pattern[bytes]:
-    """``pattern`` for the translation: its digit range ``0-9`` becomes the digit "0", and a fixed
-    run of them a literal ("000"), which CPython can search for (it finds no prefix in a repeat)."""
-    zeroed = re.sub(r"\[0-9\]\{(\d+)\}", lambda m: "0" * int(m[1]), pattern)
-    return re.compile(zeroed.replace("0-9", "0").replace(r"\u00a0\u202f", r"\xa0").encode("ascii"))
-
-
-_EMAIL_LOCAL = re.compile(P.EMAIL_LOCAL)
-_EMAIL_DOMAIN = re.compile(P.EMAIL_DOMAIN)
-_IPV6 = re.compile(P.IPV6)
-_B58_ADDRESS = re.compile(P.BASE58_ADDRESS)
-_ALNUM_AS_A = bytes(97 if chr(b).isascii() and chr(b).isalnum() else 46 for b in range(256))  # see _b58
-_A26 = b"a" * 26
-_IPV6_COLON = re.compile(r":(?=[0-9A-Fa-f]{0,4}:)")
-_HEX = frozenset("0123456789ABCDEFabcdef")
-_NOT_EMAIL = re.compile(r"[^\w.%+\-\u00c0-\u024f]")  # no character of a local part
-_CARD, _SSN, _IPV4, _IBAN, _PHONE = map(_zeroed, (P.CARD, P.SSN, P.IPV4, P.IBAN, P.PHONE))
-_ID_PUNCT = re.compile(rb"[\-./)]")
-_PAREN_DIGIT = re.compile(rb"\(0(?!0)")  # a one-digit group after "("
-_IBAN_TAKE = {cc: re.compile(rb"(?: ?[0A-Z]){%d}" % n) for cc, n in P.IBAN_LENGTHS.items()}  # see _iban
-
-
-def _simple(entity: str, pattern: str, group: int = 0, ok: Callable[[re.Match[str]], bool] | None = None, flags: int = 0) -> Detector:
-    """A detector returning ``group`` of each match of ``pattern`` that passes ``ok``."""
-    rx = re.compile(pattern, flags)
-
-    def detect(text: str, tb: bytes) -> list[Cand]:
-        if ok is None:
-            return [(entity, *m.span(group)) for m in rx.finditer(text)]
-        return [(entity, *m.span(group)) for m in rx.finditer(text) if ok(m)]
-
-    return detect
-
-
-def _token_start(m: re.Match[str]) -> bool:
-    c = m.string[m.start() - 1] if m.start() else " "
-    return not (c.isascii() and (c.isalnum() or c in "_-"))
-
-
-_url_creds = _simple("URL_CREDENTIALS", P.URL_CREDENTIALS, 1)
-_mac = _simple("MAC_ADDRESS", P.MAC)
-_bech32 = _simple("CRYPTO", P.BECH32_ADDRESS, ok=lambda m: segwit_ok(m.group()))
-_tokens = _simple("SECRET", P.TOKENS, ok=_token_start)
-_pem = _simple("SECRET", P.PEM, flags=re.S)
-_jwt = _simple("SECRET", P.JWT, ok=lambda m: _jwt_ok(m.group()))
-_aws_secret = _simple("SECRET", P.AWS_SECRET, 1)
-_bearer = _simple("SECRET", P.BEARER, 1)
-
-
-def _b58(text: str, tb: bytes) -> list[Cand]:
-    # A base58 address is a whole run of 26-35 letters and digits. Runs of 26 or more are rare:
-    # with every letter and digit as "a" and everything else as ".", bytes.find skips to them.
-    out, runs = [], tb.translate(_ALNUM_AS_A)
-    start = runs.find(_A26)
-    while start >= 0:
-        end = runs.find(b".", start)
-        end = len(runs) if end < 0 else end
-        if end - start <= 35 and _B58_ADDRESS.fullmatch(text, start, end) and base58check_ok(text[start:end]):
-            out.append(("CRYPTO", start, end))
-        start = runs.find(_A26, end)
-    return out
-
-
-def _email(text: str, tb: bytes) -> list[Cand]:
-    # Anchored on "@" (fast literal search), then the local part is searched for backwards, from
-    # the start of the run of characters an address can hold (a search over the whole window would
-    # try, and backtrack from, every word in it).
-    out, end = [], 0
-    for m in _EMAIL_DOMAIN.finditer(text):
-        at = m.start()
-        lo = max(end, at - 130)
-        before = text[lo:at][::-1]
-        other = _NOT_EMAIL.search(before, before[:1] == "\n")  # "$" also matches before a final newline
-        local = _EMAIL_LOCAL.search(text, at - other.start() if other else lo, at)
-        if local:
-            end = m.end()
-            out.append(("EMAIL_ADDRESS", local.start(), end))
-    return out
-
-
-def _card(text: str, tb: bytes) -> list[Cand]:
-    out, search = [], _CARD.search
-    m = search(tb)
-    while m:
-        start, end = m.span()
-        s = text[start:end]
-        if m.start(1) < 0:  # one run of 13-19 digits
-            ok = _card_ok(s)
-            groups = [s]
-        else:  # groups joined by one separator; drop trailing ones only when the whole run is no card layout ("... 1111 12/27")
-            sep = text[m.start(1)]
-            groups = s.split(sep)
-            kept = groups[:-1] if text[end : end + 1] in ("-", "/", ".", ":") and text[end] != sep else groups  # "... 1111 123-45-6789": another token
-            sizes = tuple(map(len, kept))
-            k = next((k for k in range(len(kept), 2, -1) if sizes[:k] in P.CARD_LAYOUTS), 0)
-            ok = k > 0 and _card_ok("".join(kept[:k]))
-            end = start + sum(sizes[:k]) + k - 1
-        if ok:
-            out.append(("CREDIT_CARD", start, end))
-            m = search(tb, end)  # a dropped group may start the next card
-            continue
-        # No card here. A short group ends some other number ("... 0130 00 4111 1111 ..."): look
-        # again after it; never inside a run of full groups (a tracking number's tail is no card).
-        pos = start
-        for g in groups[:-1]:
-            pos += len(g)
-            if len(g) < 4:
-                break
-            pos += 1
-        else:
-            pos = m.end()
-        m = search(tb, pos)
-    return out
-
-
-def _ssn(text: str, tb: bytes) -> list[Cand]:
-    out = []
-    for m in _SSN.finditer(tb):
-        start, end = m.span()
-        group = m.start(3)
-        if ssn_ok(text[start : start + 3], text[group : group + 2], text[end - 4 : end]) and (
-            m.end(2) > m.start(2) or _SSN_CTX.search(_before(text, start, 24))
-        ):
-            out.append(("US_SSN", start, end))
-    return out
-
-
-def _ipv4(text: str, tb: bytes) -> list[Cand]:
-    out = []
-    for m in _IPV4.finditer(tb):  # octets 0-255 without leading zeros, not right after "version"
-        start, end = m.span()
-        octets_ok = all(o == "0" or (o[0] != "0" and int(o) <= 255) for o in text[start:end].split("."))
-        if octets_ok and not _VERSION_CTX.search(_before(text, start, 16)):
-            out.append(("IP_ADDRESS", start, end))
-    return out
-
-
-def _ipv6(text: str, tb: bytes) -> list[Cand]:
-    # The first colon of an address follows at most 4 hex digits and is followed by another within
-    # 5 characters: search for such colons (fast literal search) and try the address regex from the
-    # start of the hex digits before each, as a left-to-right finditer would (no address can start
-    # inside them: the character before an address is no letter or digit).
-    out, pos, search, match = [], 0, _IPV6_COLON.search, _IPV6.match
-    colon = search(text)
-    while colon:
-        start = at = colon.start()
-        while start > at - 4 and start > 0 and text[start - 1] in _HEX:
-            start -= 1
-        m = match(text, start) if start >= pos else None
-        if m:
-            tok = m.group()
-            tok = tok[:-1] if tok.endswith(":") and not tok.endswith("::") else tok  # "at 2001:db8::1: down"
-            try:  # without "::" an address has 8 groups, or 6 and an IPv4 (a time of day has neither)
-                if len(tok) > 2 and ("::" in tok or tok.count(":") >= 6) and ipaddress.IPv6Address(tok):
-                    out.append(("IP_ADDRESS", start, start + len(tok)))
-            except ValueError:
-                pass
-            pos = m.end()
-        colon = search(text, max(pos, at + 1))
-    return out
-
-
-def _iban(text: str, tb: bytes) -> list[Cand]:
-    out, search = [], _IBAN.search  # matches start at the check digits, after the country code
-    m = search(tb)
-    while m:
-        start = m.start() - 2
-        pos = start + 1
-        # The first `need` IBAN characters (single spaces between them): the regex may have run on
-        # into the next word.
-        take = _IBAN_TAKE.get(text[start : m.start()])
-        head = take.match(tb, start, m.end()) if take else None
-        if head and iban_ok(text[start : head.end()].replace(" ", "")):
-            out.append(("IBAN_CODE", start, head.end()))
-            pos = head.end()
-        m = search(tb, pos + 2)
-    return out
-
-
-Plan = tuple[int, tuple[tuple[int, int], ...], int]
-
-
-def _phone_plan(text: str, tb: bytes, m: re.Match[bytes], prefix: str | None) -> Plan:
-    """What the candidate run ``m`` can hold, relative to its start: ``(shift, levels, resume)``.
-    The phone would start at ``shift``; ``levels`` are the ``(end, shape)`` of the run and of its
-    trimmed forms that may be a phone (see ``pii_checks.phone_shape``), longest first; ``resume`` is where
-    to search again if none is. Without a prefix the plan depends only on the run's translation and
-    on whether its first digit is 0, with one on its calling code too (``_phone_digits``), so
-    ``_phone`` reuses it for runs laid out alike."""
-    start, end = m.span()
-    if tb.count(b"0", start, end) < 8:  # most runs are dates, times, prices: too few digits
-        return 0, (), _phone_resume(tb, start, end) - start
-    body_end = m.start(1) if m.start(1) >= 0 else end  # without the extension ("x123")
-    body_at = start + len(prefix or "")
-    shift = 1 if not prefix and tb[start] == 40 and tb.find(b")", start, body_end) < 0 else 0  # 40: "("
-    body_at += shift
-    lo, hi = (9, 12) if prefix is None else (8, 17)
-    levels = []
-    while True:  # the run may have swallowed a following number ("04 57 32 97 35 437"): trim it
-        n = tb.count(b"0", body_at, body_end)
-        if n < lo:  # trimming only loses digits
-            break
-        if n <= hi:
-            shape = phone_shape(prefix, text[body_at:body_end])
-            if shape >= 0:
-                levels.append((end - start, shape))
-                if shape == 2:
-                    break
-        cut = tb.rfind(b" ", body_at, body_end)
-        if cut <= body_at:
-            break
-        body_end = end = body_at + len(tb[body_at:cut].rstrip(b" (-/."))
-    return shift, tuple(levels), _phone_resume(tb, *m.span()) - start
-
-
-def _phone_digits(text: str, tb: bytes, body_at: int, end: int) -> tuple[str, tuple[bool, ...]]:
-    """What a prefixed run's plan depends on beyond its layout: its calling code (from the first
-    three digits, not counting a trunk "(0)"; "" if none) and which one-digit groups after "(" are
-    a trunk 0 (see pii_checks.phone_shape)."""
-    paren = [m.start() + 1 for m in _PAREN_DIGIT.finditer(tb, body_at, end)]
-    trunk = [text[p] == "0" for p in paren]
-    digits, pos = "", tb.find(b"0", body_at, end)
-    while pos >= 0 and len(digits) < 3:
-        if pos not in paren or text[pos] != "0":
-            digits += text[pos]
-        pos = tb.find(b"0", pos + 1, end)
-    cc = next((digits[:n] for n in (1, 2, 3) if digits[:n] in P.CALLING_CODES), "")
-    return cc, tuple(trunk)
-
-
-def _phone_resume(tb: bytes, start: int, end: int) -> int:
-    """Where to search again after a run that holds no phone: after its first space-separated
-    chunk if that chunk is a self-contained number ("123-45-6789 (202) 555-0143"), or at a later
-    chunk that opens like a phone ("+", "("); never inside a plain digit-group run like a card."""
-    first = tb.find(b" ", start, end)
-    if first < 0:
-        return end
-    if _ID_PUNCT.search(tb, start, first):
-        return first + 1
-    opens = [i for i in (tb.find(b" +", first, end), tb.find(b" (", first, end)) if i >= 0]
-    return min(opens) + 1 if opens else end
-
-
-def _phone(text: str, tb: bytes) -> list[Cand]:
-    out, search = [], _PHONE.search
-    national: dict[tuple[bytes, bool], Plan] = {}  # plans shared by runs laid out alike (_phone_plan)
-    prefixed: dict[tuple[bytes, str, str, tuple[bool, ...]], Plan] = {}
-    labels: dict[str, int] = {}  # the label before a run, by the text it is read from
-    m = search(tb)
-    while m:
-        start, end = m.span()
-        if tb[start] == 43 or (tb[start + 2] == 48 and text.startswith("00", start)):  # 43: "+"
-            prefix = "+" if tb[start] == 43 else "00"
-            pkey = (m.group(), prefix, *_phone_digits(text, tb, start + len(prefix), end))
-            plan = prefixed.get(pkey)  # type: ignore[assignment]
-            if plan is None:
-                plan = prefixed[pkey] = _phone_plan(text, tb, m, prefix)
-        else:
-            key = (m.group(), text[tb.find(b"0", start, end)] == "0")
-            plan = national.get(key)  # type: ignore[assignment]
-            if plan is None:
-                plan = national[key] = _phone_plan(text, tb, m, None)
-        shift, levels, resume = plan
-        ctx = None
-        for stop, shape in levels:  # 2: a phone; 1: unless an id-ish label precedes; 0: only after a phone word
-            if shape < 2 and ctx is None:
-                w = _context(text, tb, start + shift)
-                ctx = labels.get(w)
-                if ctx is None:
-                    ctx = labels[w] = _label(w)
-            if shape == 2 or ctx + shape > 0:  # type: ignore[operator]
-                out.append(("PHONE_NUMBER", start + shift, start + stop))
-                m = search(tb, start + stop)
-                break
-        else:
-            m = search(tb, start + resume)
-    return out
-
-
-# Level 1: (trigger, the detectors it gates), scanned over the translation of the texts (see
-# pii_patterns). Every match of a gated detector contains a hit of one of its
-# triggers, so skipping a text whose triggers did not fire loses nothing (the tests compare against
-# running every detector on every text). A literal is searched for with ``bytes.find``; a regex
-# runs on to the next NUL, so that one finditer over the joined texts yields one hit per text.
 _TRIGGERS: tuple[tuple[bytes | re.Pattern[bytes], tuple[Detector, ...]], ...] = tuple(
     (t if isinstance(t, bytes) else re.compile(t[0] + rb"[^\0]*"), ds) for t, ds in (
         ((P.TRIGGER_DIGITS,), (_phone, _card, _ssn, _iban, _b58, _ipv4, _bech32)),
