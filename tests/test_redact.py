@@ -67,6 +67,15 @@ def test_batch_equals_per_text_and_prefilter_loses_nothing(corpus):
     assert R.redact_batch(texts) == [R.redact(t) for t in texts]
     assert [unfiltered(t) for t in texts[:1000]] == per_text[:1000]
 
+def test_dense_and_sparse_batches_scan_alike(corpus):
+    """A batch whose first texts mostly hold digit runs skips the level-1 digit scan; one whose first
+    texts are plain runs it: both give the per-text findings."""
+    dense = [s.text for s in corpus[:700]]
+    plain = [f"caption {i}: a dog\0on a beach" if i % 7 == 0 else f"caption {i}: a cat on a sofa" for i in range(700)]
+    for texts in (dense + plain, plain + dense):
+        assert R.find_batch(texts) == [R.find(t) for t in texts]
+
+
 
 def test_pyarrow_input(corpus):
     texts = [s.text for s in corpus[:200]]
