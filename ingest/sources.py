@@ -362,7 +362,7 @@ def read_unit(
                 fields[ext] = rd.read(ref.url, ref.size)
             yield unit.name, fields
         elif unit.kind == "row":
-            yield unit.name, _row_fields(rd.row(unit.files[0][1].url, unit.index), so, f"row {unit.index}")
+            yield unit.name, _row_fields(rd.row(unit.files[0][1].url, unit.index), rd, f"row {unit.index}")
         elif unit.kind == "tar":
             yield from read_tar(unit.files[0][1].url, so)
         else:
@@ -372,12 +372,7 @@ def read_unit(
             rd.close()
 
 
-def _read(url: str, so: dict[str, Any]) -> bytes:
-    with fsspec.open(url, "rb", **so) as f:
-        return f.read()
-
-
-def _row_fields(row: dict[str, Any], so: dict[str, Any], where: str) -> dict[str, bytes]:
+def _row_fields(row: dict[str, Any], reader: Reader, where: str) -> dict[str, bytes]:
     """Table columns -> fields: bytes and str inline; ``<ext>_url`` columns fetched; other
     scalars and nested values into a JSON field."""
     fields: dict[str, bytes] = {}
@@ -386,7 +381,7 @@ def _row_fields(row: dict[str, Any], so: dict[str, Any], where: str) -> dict[str
         if value is None:
             continue
         if col.endswith("_url") and isinstance(value, str):
-            fields[col[:-4]] = _read(value, so)
+            fields[col[:-4]] = reader.read(value)  # the task's reader: one filesystem per protocol
         elif isinstance(value, bytes):
             fields[col] = value
         elif isinstance(value, str) and col in ("txt", "text", "caption"):
