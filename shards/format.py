@@ -16,6 +16,7 @@ import struct
 import sys
 import zlib
 from array import array
+from bisect import bisect_left
 from dataclasses import dataclass
 from itertools import accumulate, chain, islice
 from operator import add, le
@@ -187,7 +188,7 @@ def decode_index(payload: bytes | memoryview, where: str) -> SampleIndex:
     _check_cumulative(key_ends, nk, where, "key")
     _check_cumulative(sample_members, nm, where, "member")
     _check_cumulative(ext_ends, nx, where, "extension")
-    if any(m >= ne for m in member_ext) if nm else False:
+    if nm and max(member_ext) >= ne:
         raise IntegrityError(f"{where}: sample index names an unknown extension")
     try:
         exts = [ext_blob[s:e].decode("utf-8") for s, e in zip([0, *ext_ends], ext_ends)]
@@ -204,11 +205,8 @@ def decode_index(payload: bytes | memoryview, where: str) -> SampleIndex:
 
 
 def _check_cumulative(ends: array, total: int, where: str, what: str) -> None:
-    prev = 0
-    for e in ends:
-        if e < prev:
-            raise IntegrityError(f"{where}: sample index {what} offsets go backwards")
-        prev = e
+    if not all(map(le, ends, islice(ends, 1, None))):  # unsigned, so the first is >= 0
+        raise IntegrityError(f"{where}: sample index {what} offsets go backwards")
     if ends and ends[-1] != total:
         raise IntegrityError(f"{where}: sample index {what} offsets do not end at {total}")
     if not ends and total:
@@ -323,16 +321,21 @@ def check_index(ix: SampleIndex, layout: Layout, where: str) -> None:
     if not all(map(le, map(add, moff, msz), islice(moff, 1, None))):
         raise IntegrityError(f"{where}: sample index members overlap or are out of order")
     ends = ix.sample_members
-    first_sample_of = {}
-    for i, f in enumerate(frames):
-        first_sample_of.setdefault(f, i)
-    starts = sorted(first_sample_of.items())
-    for k, (f, i) in enumerate(starts):
-        last_sample = (starts[k + 1][1] if k + 1 < len(starts) else len(frames)) - 1
+    for f, (i, stop) in enumerate(frame_ranges(frames, n_frames)):
+        if i == stop:
+            continue
         m0 = ends[i - 1] if i else 0
-        m1 = ends[last_sample]
+        m1 = ends[stop - 1]
         if m0 == m1:
             continue
         lo, hi = layout.d_offsets[f], layout.d_offsets[f] + layout.d_sizes[f]
         if moff[m0] < lo or moff[m1 - 1] + msz[m1 - 1] > hi:
             raise IntegrityError(f"{where}: a member of frame {f} lies outside the frame")
+
+
+def frame_ranges(frames: array, n_frames: int) -> list[tuple[int, int]]:
+    """(first sample, stop) of each of ``n_frames`` frames, given the non-decreasing
+    ``sample_frame`` array: a binary search per frame, not a pass over the samples."""
+    cuts = [bisect_left(frames, f) for f in range(n_frames)]
+    cuts.append(len(frames))
+    return list(zip(cuts, islice(cuts, 1, None)))

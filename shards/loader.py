@@ -20,6 +20,7 @@ from typing import Any
 from ..errors import ConfigError, MissingDependencyError, NotFoundError, ShreddedError
 from . import storage
 from .cache import ShardCache
+from .format import frame_ranges
 from .manifest import Manifest, ShardIndex, open_manifest
 from .ops import open_shard
 from .order import Block, EpochPlan
@@ -509,16 +510,7 @@ class _Rows(Sequence[Any]):
 
 def _frame_ranges(r: ShardReader) -> list[tuple[int, int]]:
     """(first sample, stop) of every data frame of a shard, from its index."""
-    out: list[tuple[int, int]] = []
-    frames = r.index.sample_frame
-    i, n = 0, len(frames)
-    for f in range(r.layout.frames):
-        j = i
-        while j < n and frames[j] == f:
-            j += 1
-        out.append((i, j))
-        i = j
-    return out
+    return frame_ranges(r.index.sample_frame, r.layout.frames)
 
 
 class ShardMapDataset(_MapBase):  # type: ignore[misc,valid-type]

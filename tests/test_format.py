@@ -140,3 +140,45 @@ def test_seek_table_footer_layout():
     data, g = _write(VECTOR_1, level=None)
     n, desc, magic = struct.unpack("<IBI", data[-9:])
     assert (n, desc, magic) == (2, 0, 0x8F92EAB1)
+
+
+def _index(samples: list[tuple[int, list[tuple[str, int]]]]) -> SampleIndex:
+    """A valid index of (frame, [(ext, size)]) samples with keys k0, k1, ..."""
+    from exashard.shards.format import IndexBuilder
+
+    b, off = IndexBuilder(), 0
+    for i, (frame, members) in enumerate(samples):
+        ms = []
+        for ext, size in members:
+            ms.append((ext, off, size))
+            off += size
+        b.add(f"k{i}", frame, ms)
+    return decode_index(b.encode(), "t")
+
+
+@pytest.mark.parametrize(
+    "field, at, value, message",
+    [
+        ("key_ends", 1, 0, "key offsets go backwards"),
+        ("sample_members", 1, 0, "member offsets go backwards"),
+        ("member_ext", 2, 7, "names an unknown extension"),
+    ],
+)
+def test_index_rejects_each_broken_array(field, at, value, message):
+    """Each internal check fires on its own, with a valid CRC (what a buggy writer makes)."""
+    ix = _index([(0, [("a", 5)]), (0, [("a", 3), ("b", 1)]), (1, [("b", 2)])])
+    getattr(ix, field)[at] = value
+    with pytest.raises(IntegrityError, match=message):
+        decode_index(encode_index(ix), "t")
+
+
+@given(st.lists(st.integers(0, 5), max_size=40).map(sorted), st.integers(0, 3))
+def test_frame_ranges_match_a_scan(frames, extra):
+    from array import array
+
+    from exashard.shards.format import frame_ranges
+
+    n_frames = (frames[-1] + 1 if frames else 0) + extra
+    want = [(next((i for i, f in enumerate(frames) if f >= k), len(frames)),
+             next((i for i, f in enumerate(frames) if f > k), len(frames))) for k in range(n_frames)]
+    assert frame_ranges(array("I", frames), n_frames) == want
