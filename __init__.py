@@ -27,9 +27,9 @@ _LAZY = {"ShardDataset", "ShardLoader", "ShardMapDataset"}  # importing them imp
 
 def __getattr__(name: str) -> object:
     if name in _LAZY:
-        from exashard.shards import loader
+        from exashard.shards import batching, loader
 
-        return getattr(loader, name)
+        return getattr(batching if name == "ShardLoader" else loader, name)
     raise AttributeError(f"module 'exashard' has no attribute {name!r}")
 
 

@@ -58,6 +58,7 @@ from exashard.shards import ShardWriter  # noqa: E402
 MiB = 1 << 20
 Reader = Callable[[], tuple[int, int]]
 EXASHARD = "exashard encrypted"
+EX_BATCHES = "exashard encrypted, ShardLoader batches"
 WDS = "webdataset (plain tar)"
 MDS_COLD, MDS_WARM = "mosaic (zstd), clean cache", "mosaic (zstd), warm cache"
 LIT_COLD, LIT_WARM = "litdata (zstd), clean cache", "litdata (zstd), warm cache"
@@ -188,11 +189,12 @@ def write_sets(kind: str, n: int, work: str, keyring: str, shard_size: int) -> d
 # -- readers -----------------------------------------------------------------------------
 
 
-def read_exashard(root: str, keyring: str, *, workers: int = 0, batch_size: int = 64, **options: Any) -> tuple[int, int]:
+def read_exashard(root: str, keyring: str, *, workers: int = 0, batch_size: int = 64, batches: bool = False,
+                  **options: Any) -> tuple[int, int]:
     """One epoch of ``exashard.ShardDataset``: sample by sample in this process, or batches from
-    ``exashard.ShardLoader`` with ``workers`` DataLoader workers."""
+    ``exashard.ShardLoader`` (``batches``, or ``workers`` DataLoader workers)."""
     ds = exashard.ShardDataset(root, keyring=keyring, **options)
-    if workers == 0:
+    if workers == 0 and not batches:
         n = b = 0
         for s in ds:
             n, b = n + 1, b + _payload(s)
@@ -233,6 +235,7 @@ def entries(sets: dict[str, Any], kind: str, work: str, keyring: str, args: argp
         Entry(ZSTD_CEIL, 0, _ceiling(lambda: zstd_ceiling(sets["plain"]))),
         Entry(f"{EXASHARD}, zero-copy", 0, _ready(lambda: read_exashard(enc, keyring, zero_copy=True, **opts)), warmup=True),
         Entry(f"{EXASHARD}, shuffled", 0, _ready(lambda: read_exashard(enc, keyring, shuffle=True, **opts)), warmup=True),
+        Entry(EX_BATCHES, 0, _ready(lambda: read_exashard(enc, keyring, batches=True, **opts)), warmup=True),
     ]
     warm_mds, warm_lit = os.path.join(cache, "mds-warm"), os.path.join(cache, "litdata-warm")  # kept: both modes share
     for w in (0, args.workers):
@@ -330,6 +333,7 @@ def targets(readers: dict[str, Any], workers: int) -> dict[str, Any]:
         out[mode] = {
             "vs_webdataset": {"ratio": ex / mb(WDS, mode), "target": 1.5},
             "of_crypto_ceiling": {"ratio": ex / ceiling, "target": 0.8},
+            **({"batches_of_crypto_ceiling": {"ratio": mb(EX_BATCHES, mode) / ceiling, "target": 0.8}} if mode == "main" else {}),
             "first_epoch_vs_best_clean_cache_peer": {"ratio": ex / mb(cold, mode), "peer": cold, "target": None},
             "steady_state_vs_best_warm_cache_peer": {"ratio": ex / mb(warm, mode), "peer": warm, "target": 0.5},
         }

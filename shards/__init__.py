@@ -9,9 +9,9 @@ from .writer import ShardFileWriter, ShardInfo, ShardWriter
 
 def __getattr__(name: str) -> object:
     if name in ("ShardDataset", "ShardLoader", "ShardMapDataset"):  # lazy: importing them imports torch
-        from . import loader
+        from . import batching, loader
 
-        return getattr(loader, name)
+        return getattr(batching if name == "ShardLoader" else loader, name)
     raise AttributeError(f"module 'exashard.shards' has no attribute {name!r}")
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from array import array
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from ..errors import ConfigError, MissingDependencyError, NotFoundError, ShreddedError
+from ..errors import ConfigError, NotFoundError, ShreddedError
 from . import storage
 from .cache import ShardCache
 from .format import frame_ranges
@@ -242,10 +243,11 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
             self._drop(row, e)
             return None
 
-    def _walk(self, start: int, workers: int, worker: int, batch: int, track: bool = False) -> Iterator[Any]:
+    def _walk(self, start: int, workers: int, worker: int, batch: int, track: bool = False, runs: bool = False) -> Iterator[Any]:
         """(rank position, sample) from rank position ``start``; the sample is None where
         its shard was shredded (skipped). ``track``: samples only, skipped ones left out,
-        and the resume position kept up to date."""
+        and the resume position kept up to date. ``runs``: (rank position, count, columns,
+        sample) items instead, for the batch builder (see ``_runs``)."""
         plan = self.plan()
         if start >= plan.per_rank:
             return
@@ -282,7 +284,11 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
                     return
                 blk, pos, locs, futs, size = pending.popleft()
                 self._revalidate(plan, blk, readers, checked)
-                yield from self._samples(blk, pos, locs, futs, readers, pool, track, plan.order)
+                if runs and locs is None:
+                    yield from self._runs(blk, pos, futs, readers, pool, plan.order)
+                else:
+                    items = self._samples(blk, pos, locs, futs, readers, pool, track, plan.order)
+                    yield from ((p, 1, None, d) for p, d in items) if runs else items
                 in_flight -= size
                 del futs
                 done_window = plan.window_at(blk.gstart + len(blk) - 1) if len(blk) else -1
@@ -426,6 +432,39 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
                 if c is not None and c[8] is not None and isinstance(c[7], memoryview):
                     pool.retire(c[7])  # recycled once no consumer view is left
 
+    def _runs(
+        self, blk: Block, pos: list[tuple[int, int]], futs: dict[int, Future[Any]],
+        readers: dict[int, tuple[int, ShardReader | None]], pool: _BufferPool, plan_order: list[int],
+    ) -> Iterator[tuple[int, int, Any, Any]]:
+        """A one-unit, in-order block's positions as (first rank position, count, columns,
+        None) per run of consecutive positions: ``columns`` maps each field to a list
+        (``__key__`` first, then the members in stream order). A run whose samples differ in
+        their fields comes sample by sample, as (rank position, 1, None, sample); a run of a
+        shard removed meanwhile as (rank position, count, None, None), skipped."""
+        c = self._frame_ctx(blk, 0, futs, readers, plan_order)
+        first, n = blk.units[0].start, len(pos)
+        try:
+            a = 0
+            while a < n:
+                j, p = pos[a]
+                b = n if pos[-1][0] - j == n - 1 - a and pos[-1][1] - p == n - 1 - a else a + 1
+                while b < n and pos[b][0] == j + b - a and pos[b][1] == p + b - a:
+                    b += 1
+                if c is None:
+                    self.skipped_samples += b - a
+                    yield p, b - a, None, None
+                else:
+                    cols = _columns(c, first + j, b - a, self.zero_copy)
+                    if cols is not None:
+                        yield p, b - a, cols, None
+                    else:
+                        for k in range(a, b):
+                            yield pos[k][1], 1, None, _sample(c, first + pos[k][0], self.zero_copy)
+                a = b
+        finally:
+            if c is not None and c[8] is not None and isinstance(c[7], memoryview):
+                pool.retire(c[7])
+
     def _frame_ctx(
         self, blk: Block, k: int, futs: dict[int, Future[Any]], readers: dict[int, tuple[int, ShardReader | None]],
         plan_order: list[int],
@@ -508,6 +547,43 @@ class _Rows(Sequence[Any]):
         return self.index.row(i)
 
 
+def _columns(ctx: tuple[Any, ...], i: int, n: int, zero_copy: bool) -> dict[str, list[Any]] | None:
+    """Samples ``i .. i+n-1`` of one decoded frame as columns, or None unless every one of
+    them has the same members in the same order (then the caller goes sample by sample)."""
+    keys, ends, exts, mext, moff, msz, base, buf, cut = ctx
+    m0, m1 = (ends[i - 1] if i else 0), ends[i + n - 1]
+    e = ends[i] - m0
+    if m1 - m0 != e * n:
+        return None
+    if e and (mext[m0:m1] != mext[m0 : m0 + e] * n or ends[i : i + n] != array(ends.typecode, range(m0 + e, m1 + 1, e))):
+        return None  # (array comparisons: no Python loop over the samples)
+    cols: dict[str, list[Any]] = {"__key__": keys[i : i + n]}
+    for q in range(e):
+        offs, sizes = moff[m0 + q : m1 : e], msz[m0 + q : m1 : e]
+        if cut is None:
+            vals = [buf[o - base : o - base + z] for o, z in zip(offs, sizes)]
+        else:
+            vals = [cut(buf, o - base, z) for o, z in zip(offs, sizes)]
+            if not zero_copy:
+                vals = [v if type(v) is bytes else bytes(v) for v in vals]
+        cols[exts[mext[m0 + q]]] = vals
+    return cols
+
+
+def _sample(ctx: tuple[Any, ...], i: int, zero_copy: bool) -> Sample:
+    """Sample ``i`` of one decoded frame (what ``_samples`` builds inline, for the odd one out)."""
+    keys, ends, exts, mext, moff, msz, base, buf, cut = ctx
+    d: Sample = {"__key__": keys[i]}
+    for m in range(ends[i - 1] if i else 0, ends[i]):
+        o = moff[m] - base
+        if cut is None:
+            d[exts[mext[m]]] = buf[o : o + msz[m]]
+        else:
+            v = cut(buf, o, msz[m])
+            d[exts[mext[m]]] = v if zero_copy or type(v) is bytes else bytes(v)
+    return d
+
+
 def _frame_ranges(r: ShardReader) -> list[tuple[int, int]]:
     """(first sample, stop) of every data frame of a shard, from its index."""
     return frame_ranges(r.index.sample_frame, r.layout.frames)
@@ -526,104 +602,10 @@ class ShardMapDataset(_MapBase):  # type: ignore[misc,valid-type]
         return self.dataset.at(i)
 
 
-def collate_lists(samples: list[Sample]) -> dict[str, list[Any]]:
-    """The default batch: field name -> list of values (None where a sample lacks the field)."""
-    names: dict[str, None] = {}
-    for s in samples:
-        names.update(dict.fromkeys(s))
-    return {k: [s.get(k) for s in samples] for k in names}
+def __getattr__(name: str) -> Any:
+    """``ShardLoader`` and ``collate_lists`` moved to batching.py (which imports this module)."""
+    if name in ("ShardLoader", "collate_lists"):
+        from . import batching
 
-
-class _Batches(_IterBase):  # type: ignore[misc,valid-type]
-    """What a DataLoader worker iterates for ``ShardLoader``: (batch index, end position,
-    skipped samples, collated batch or None) for batches j = worker, worker + K, ..."""
-
-    def __init__(self, ds: ShardDataset, start: int, batch: int, collate: Callable[[list[Sample]], Any]) -> None:
-        self.ds, self.start, self.batch, self.collate = ds, start, batch, collate
-
-    def __iter__(self) -> Iterator[tuple[int, int, int, Any]]:
-        info = _worker_info()
-        k, w = (1, 0) if info is None else (info.num_workers, info.id)
-        n, b = len(self.ds), self.batch
-        cur, samples, skipped = -1, [], 0
-        for p, s in self.ds._walk(self.start, k, w, b):
-            j = (p - self.start) // b
-            if j != cur:
-                if cur >= 0:
-                    yield cur, min(n, self.start + (cur + 1) * b), skipped, self.collate(samples) if samples else None
-                cur, samples, skipped = j, [], 0
-            if s is None:
-                skipped += 1
-            else:
-                samples.append(s)
-        if cur >= 0:
-            yield cur, min(n, self.start + (cur + 1) * b), skipped, self.collate(samples) if samples else None
-
-
-class ShardLoader:
-    """Batches of a ``ShardDataset``, optionally from torch DataLoader workers, with exact resume.
-
-    The resume position (samples delivered) is kept here, in the main process, so
-    ``state_dict()`` taken after any batch resumes with no sample repeated or skipped,
-    with any ``num_workers``. ``collate_fn`` turns a list of samples into a batch
-    (default: ``collate_lists``); other keyword arguments go to the DataLoader.
-    """
-
-    def __init__(
-        self, dataset: ShardDataset, batch_size: int = 1, *, num_workers: int = 0,
-        collate_fn: Callable[[list[Sample]], Any] | None = None, drop_last: bool = False, **dataloader_kwargs: Any,
-    ) -> None:
-        if not isinstance(dataset, ShardDataset):
-            raise ConfigError(f"ShardLoader needs a ShardDataset, got {type(dataset).__name__}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"ShardLoader: batch_size must be an int >= 1, got {batch_size!r}")
-        if not isinstance(num_workers, int) or num_workers < 0:
-            raise ConfigError(f"ShardLoader: num_workers must be an int >= 0, got {num_workers!r}")
-        bad = {"sampler", "batch_sampler", "shuffle"} & set(dataloader_kwargs)
-        if bad:
-            raise ConfigError(f"ShardLoader: {sorted(bad)} are not allowed: the order comes from the ShardDataset (shuffle=, seed=)")
-        if num_workers and _IterBase is object:
-            raise MissingDependencyError("ShardLoader(num_workers > 0) needs torch: pip install 'exashard[torch]'")
-        self.dataset, self.batch_size, self.num_workers = dataset, batch_size, num_workers
-        self.collate_fn = collate_fn or collate_lists
-        self.drop_last = drop_last
-        self.kwargs = dataloader_kwargs
-        dataset.batch_size = batch_size
-
-    def __len__(self) -> int:
-        n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.dataset.set_epoch(epoch)
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.dataset.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.dataset.load_state_dict(state)
-
-    def __iter__(self) -> Iterator[Any]:
-        ds = self.dataset
-        start = ds._start()
-        stream = _Batches(ds, start, self.batch_size, self.collate_fn)
-        if self.num_workers == 0:
-            items: Any = iter(stream)
-        else:
-            from torch.utils.data import DataLoader
-
-            items = iter(DataLoader(stream, batch_size=None, num_workers=self.num_workers, **self.kwargs))
-        held: dict[int, tuple[int, int, Any]] = {}
-        want = 0
-        for j, end, skipped, batch in items:
-            held[j] = (end, skipped, batch)
-            while want in held:  # batches come back in order from DataLoader; hold any that do not
-                end, skipped, batch = held.pop(want)
-                want += 1
-                ds._delivered = end
-                if self.num_workers:
-                    ds.skipped_samples += skipped
-                full = batch is not None and (end - start) - (want - 1) * self.batch_size == self.batch_size
-                if batch is None or (self.drop_last and not full):
-                    continue
-                yield batch
+        return getattr(batching, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,122 @@
+"""ShardLoader's column batches: equal to collating the samples one by one, in every layout."""
+
+from __future__ import annotations
+
+import json
+import random
+import warnings
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import exashard
+from exashard.shards import ShardWriter
+from exashard.shards.batching import collate_lists
+
+torch = pytest.importorskip("torch")
+
+pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
+
+
+def _write(out: str, n: int, *, kind: str, encrypt: bool, seed: int = 0) -> list[str]:
+    """``uniform``: every sample has bin + json; ``mixed``: some lack json, some add txt, and
+    field order varies; ``raw``: incompressible members, mostly bigger than a frame's blocks
+    are cut at (Raw-block frames, served by block slicing)."""
+    rnd = random.Random(seed)
+    keys = []
+    with ShardWriter(out, encrypt=encrypt, target_size=60_000, frame_size=8 * 1024) as w:
+        for i in range(n):
+            k = f"s{i:05d}"
+            s = {"__key__": k}
+            if kind == "raw":
+                s["bin"] = rnd.randbytes(rnd.choice([300, 5000, 20_000]))
+            else:
+                s["bin"] = bytes(rnd.randint(0, 3) for _ in range(rnd.randint(50, 900)))
+            if kind != "mixed" or i % 7:
+                s["json"] = json.dumps({"i": i}).encode()
+            if kind == "mixed" and i % 5 == 0:
+                s["txt"] = f"caption {i}".encode()
+            w.write(s)
+            keys.append(k)
+    return keys
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory) -> dict[str, str]:
+    out = {}
+    for kind, encrypt in (("uniform", True), ("mixed", True), ("raw", False), ("raw", True)):
+        path = str(tmp_path_factory.mktemp("batching") / f"{kind}-{encrypt}")
+        _write(path, 300, kind=kind, encrypt=encrypt)
+        out[f"{kind}-{encrypt}"] = path
+    return out
+
+
+def _plain(batch: dict) -> dict:
+    return {k: [bytes(v) if isinstance(v, memoryview) else v for v in vs] for k, vs in batch.items()}
+
+
+def _batches(path: str, batch: int, *, collate=None, workers: int = 0, **kw) -> list[dict]:
+    loader = exashard.ShardLoader(exashard.ShardDataset(path, **kw), batch_size=batch, num_workers=workers, collate_fn=collate)
+    return [_plain(b) for b in loader]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    which=st.sampled_from(["uniform-True", "mixed-True", "raw-False", "raw-True"]),
+    batch=st.integers(1, 70),
+    shuffle=st.booleans(),
+    seed=st.integers(0, 5),
+    world=st.integers(1, 3),
+    zero_copy=st.booleans(),
+    data=st.data(),
+)
+def test_column_batches_equal_collated_samples(datasets, which, batch, shuffle, seed, world, zero_copy, data):
+    """The default (column) batches are exactly what collating each sample gives: same
+    batches, same fields in the same order, None where a sample lacks a field."""
+    rank = data.draw(st.integers(0, world - 1))
+    kw = {"shuffle": shuffle, "seed": seed, "rank": rank, "world_size": world, "zero_copy": zero_copy}
+    fast = _batches(datasets[which], batch, **kw)
+    slow = _batches(datasets[which], batch, collate=lambda s: collate_lists(s), **kw)
+    assert fast == slow
+    assert sum(len(b["__key__"]) for b in fast) == 300 // world
+
+
+def test_column_batches_from_workers_and_resume(datasets):
+    """Through 2 DataLoader workers the batches are the same; a state taken mid-epoch
+    resumes with the same remaining batches (column and collated alike)."""
+    path = datasets["mixed-True"]
+    whole = _batches(path, 13, shuffle=True, seed=1)
+    assert _batches(path, 13, shuffle=True, seed=1, workers=2) == whole
+    assert any(None in b.get("json", []) for b in whole) and any("txt" in b for b in whole)
+    ds = exashard.ShardDataset(path, shuffle=True, seed=1)
+    loader = exashard.ShardLoader(ds, batch_size=13)
+    it = iter(loader)
+    head = [_plain(next(it)) for _ in range(5)]
+    state = loader.state_dict()
+    ds2 = exashard.ShardDataset(path, shuffle=True, seed=1)
+    ds2.load_state_dict(state)
+    rest = [_plain(b) for b in exashard.ShardLoader(ds2, batch_size=13)]
+    assert head + rest == whole
+
+
+def test_column_batches_skip_a_shredded_shard_in_process(tmp_path):
+    """A shard shredded mid-epoch: its samples are skipped and counted, in the main process."""
+    from exashard.privacy.keyops import shred
+
+    out = str(tmp_path / "ds")
+    keys = _write(out, 60, kind="raw", encrypt=True)
+    ds = exashard.ShardDataset(out, prefetch=0)
+    rows = ds.rows
+    loader = exashard.ShardLoader(ds, batch_size=10)
+    it = iter(loader)
+    first = next(it)["__key__"]
+    victim = rows[2]
+    shred(out, [victim.id])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rest = [k for b in it for k in b["__key__"]]
+    start = sum(r.samples for r in rows[:2])
+    gone = set(keys[start : start + victim.samples])
+    assert first + rest == [k for k in keys if k not in gone]
+    assert ds.skipped_samples == victim.samples and ds.state_dict()["delivered"] == 60
