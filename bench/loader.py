@@ -379,12 +379,12 @@ def chart(results: dict[str, Any], path: str, workers: int) -> bool:
     except ImportError:
         return False
     groups = {EXASHARD: "exashard\nencrypted", f"{EXASHARD}, zero-copy": "exashard\nzero-copy",
-              f"{EXASHARD}, shuffled": "exashard\nshuffled", WDS: "webdataset\nplain tar",
+              EX_BATCHES: "exashard\nbatches", f"{EXASHARD}, shuffled": "exashard\nshuffled", WDS: "webdataset\nplain tar",
               MDS_COLD: "mosaic zstd\nclean cache", MDS_WARM: "mosaic zstd\nwarm cache",
               LIT_COLD: "litdata zstd\nclean cache", LIT_WARM: "litdata zstd\nwarm cache",
               LIT_VIEWS: "litdata zstd\nwarm, views"}
     sets = results["sets"]
-    fig, axes = plt.subplots(1, len(sets), figsize=(7 * len(sets), 5.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(sets), figsize=(7.8 * len(sets), 5.5), squeeze=False)
     for ax, (label, res) in zip(axes[0], sets.items()):
         rd = res["readers"]
         for k, (mode, color) in enumerate((("main", "tab:blue"), (f"{workers} workers", "tab:orange"))):
