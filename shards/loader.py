@@ -15,7 +15,7 @@ import warnings
 from array import array
 from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 from ..errors import ConfigError, NotFoundError, ShreddedError
@@ -25,7 +25,7 @@ from .format import frame_ranges
 from .manifest import Manifest, ShardIndex, open_manifest
 from .ops import open_shard
 from .order import Block, EpochPlan
-from .reader import Sample, ShardReader, _BufferPool
+from .reader import Sample, ShardReader, _BufferPool, _Loaders
 
 try:  # an IterableDataset with torch, a plain iterable without it
     from torch.utils.data import Dataset as _MapBase
@@ -251,7 +251,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
         plan = self.plan()
         if start >= plan.per_rank:
             return
-        ex = ThreadPoolExecutor(self.threads, thread_name_prefix="exashard-load")
+        ex = _Loaders(self.threads, self.zero_copy, "exashard-load")
         pool = _BufferPool()
         readers: dict[int, tuple[int, ShardReader | None]] = {}  # slot -> (window, reader)
         pending: deque[tuple[Block, list[tuple[int, int]], Any, dict[int, Future[Any]], int]] = deque()
@@ -276,7 +276,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
                         r = readers[u.slot][1]
                         if r is None:  # removed by a deletion request since the window opened
                             continue
-                        futs[k] = ex.submit(r._load, u.frame, pool)
+                        futs[k] = ex.submit(r.layout, u.frame, r._load, u.frame, pool)
                         size += r.layout.d_sizes[u.frame]
                     pending.append((blk, pos, locs, futs, size))
                     in_flight += size
@@ -300,7 +300,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
             for *_, futs, _ in pending:
                 for f in futs.values():
                     f.cancel()
-            ex.shutdown(wait=True, cancel_futures=True)
+            ex.shutdown(wait=True)
             for _, r in readers.values():
                 if r is not None:
                     r.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 import warnings
 from collections import Counter
 
@@ -344,3 +345,37 @@ def test_spawned_workers(dataset):
     ds = exashard.ShardDataset(out, shuffle=True, seed=6)
     loader = exashard.ShardLoader(ds, batch_size=32, num_workers=2, multiprocessing_context="spawn")
     assert _loader_keys(loader) == _keys(exashard.ShardDataset(out, shuffle=True, seed=6))
+
+
+@pytest.mark.parametrize("zero_copy", [False, True])
+def test_raw_frames_load_on_their_own_thread_when_cores_are_scarce(tmp_path, monkeypatch, zero_copy):
+    """With no spare core, bytes-mode Raw-block frames (incompressible samples) load on a
+    single thread of their own, compressed frames on all; the samples are the same."""
+    from exashard.shards import reader as rd
+
+    out = str(tmp_path / "ds")
+    rnd = random.Random(5)
+    want = []
+    with ShardWriter(out, encrypt=True, target_size=800_000, frame_size=64 * 1024) as w:
+        for i in range(120):  # runs of incompressible and of compressible samples: Raw and zstd frames
+            s = {"__key__": f"k{i:04d}", "bin": rnd.randbytes(40_960) if i // 20 % 2 else bytes(3000)}
+            w.write(s)
+            want.append(s)
+    names: set[str] = set()
+
+    def load(self, i, pool=None, _orig=rd.ShardReader._load):
+        out = _orig(self, i, pool)
+        names.add(threading.current_thread().name.rsplit("_", 1)[0])
+        return out
+
+    monkeypatch.setattr(rd.ShardReader, "_load", load)
+    monkeypatch.setattr(rd, "_usable_cpus", lambda: 2)
+    got = [{k: bytes(v) if isinstance(v, memoryview) else v for k, v in s.items()}
+           for s in exashard.ShardDataset(out, threads=2, zero_copy=zero_copy)]
+    assert got == want
+    raw_thread = "exashard-load-raw"
+    assert (raw_thread in names) is (not zero_copy) and "exashard-load" in names
+    names.clear()
+    monkeypatch.setattr(rd, "_usable_cpus", lambda: 8)  # cores to spare: one pool for all frames
+    assert [s["__key__"] for s in exashard.ShardDataset(out, threads=2)] == [s["__key__"] for s in want]
+    assert names == {"exashard-load"}
