@@ -350,7 +350,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
                     continue  # in order, a shard before the start is never needed
                 r = self._open(self.rows[plan.order[slot]], zero_copy=self.zero_copy)
                 readers[slot] = (w, r)
-                frames[slot] = None if r is None else _frame_ranges(r)
+                frames[slot] = None if r is None else frame_ranges(r.index.sample_frame, r.layout.frames)
             for blk in plan.blocks(w, frames):
                 if blk.gstart + len(blk) <= first:
                     continue
@@ -420,8 +420,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
                     yield p, d
         finally:
             for c in ctx.values():
-                if c is not None and c[8] is not None and isinstance(c[7], memoryview):
-                    pool.retire(c[7])  # recycled once no consumer view is left
+                _retire(c, pool)
 
     def _runs(
         self, blk: Block, pos: list[tuple[int, int]], futs: dict[int, Future[Any]],
@@ -453,8 +452,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
                             yield pos[k][1], 1, None, _sample(c, first + pos[k][0], self.zero_copy)
                 a = b
         finally:
-            if c is not None and c[8] is not None and isinstance(c[7], memoryview):
-                pool.retire(c[7])
+            _retire(c, pool)
 
     def _frame_ctx(
         self, blk: Block, k: int, futs: dict[int, Future[Any]], readers: dict[int, tuple[int, ShardReader | None]],
@@ -561,6 +559,13 @@ def _columns(ctx: tuple[Any, ...], i: int, n: int, zero_copy: bool) -> dict[str,
     return cols
 
 
+def _retire(ctx: tuple[Any, ...] | None, pool: _BufferPool) -> None:
+    """Done slicing a frame: a pooled read buffer (Raw-block frames) is recycled once no
+    consumer view of it is left."""
+    if ctx is not None and ctx[8] is not None and isinstance(ctx[7], memoryview):
+        pool.retire(ctx[7])
+
+
 def _sample(ctx: tuple[Any, ...], i: int, zero_copy: bool) -> Sample:
     """Sample ``i`` of one decoded frame (``_samples``' in-order loop builds it inline)."""
     keys, ends, exts, mext, moff, msz, base, buf, cut = ctx
@@ -573,11 +578,6 @@ def _sample(ctx: tuple[Any, ...], i: int, zero_copy: bool) -> Sample:
             v = cut(buf, o, msz[m])
             d[exts[mext[m]]] = v if zero_copy or type(v) is bytes else bytes(v)
     return d
-
-
-def _frame_ranges(r: ShardReader) -> list[tuple[int, int]]:
-    """(first sample, stop) of every data frame of a shard, from its index."""
-    return frame_ranges(r.index.sample_frame, r.layout.frames)
 
 
 class ShardMapDataset(_MapBase):  # type: ignore[misc,valid-type]
