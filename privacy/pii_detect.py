@@ -98,10 +98,12 @@ _A26 = b"a" * 26
 _IPV6_COLON = re.compile(r":(?=[0-9A-Fa-f]{0,4}:)")
 _HEX = frozenset("0123456789ABCDEFabcdef")
 _NOT_EMAIL = re.compile(r"[^\w.%+\-\u00c0-\u024f]")  # no character of a local part
-_CARD, _SSN, _IPV4, _IBAN, _PHONE = map(_zeroed, (P.CARD, P.SSN, P.IPV4, P.IBAN, P.PHONE))
+_CARD, _SSN, _IPV4, _PHONE = map(_zeroed, (P.CARD, P.SSN, P.IPV4, P.PHONE))
+_IBAN = re.compile(P.IBAN)
+_CAPITAL_AS_A = bytes.maketrans(bytes(range(65, 91)), b"A" * 26)
 _ID_PUNCT = re.compile(rb"[\-./)]")
 _PAREN_DIGIT = re.compile(rb"\(0(?!0)")  # a one-digit group after "("
-_IBAN_TAKE = {cc: re.compile(rb"(?: ?[0A-Z]){%d}" % n) for cc, n in P.IBAN_LENGTHS.items()}  # see _iban
+_IBAN_TAKE = {cc: re.compile(rb"(?: ?[0A]){%d}" % n) for cc, n in P.IBAN_LENGTHS.items()}  # see _iban
 
 
 def _simple(entity: str, pattern: str, group: int = 0, ok: Callable[[re.Match[str]], bool] | None = None, flags: int = 0) -> Detector:
@@ -164,37 +166,49 @@ def _email(text: str, tb: bytes) -> list[Cand]:
 
 def _card(text: str, tb: bytes) -> list[Cand]:
     out, search = [], _CARD.search
+    layouts: dict[tuple[bytes, bool], tuple[int, int]] = {}  # see _card_layout
     m = search(tb)
     while m:
         start, end = m.span()
-        s = text[start:end]
         if m.start(1) < 0:  # one run of 13-19 digits
-            ok = _card_ok(s)
-            groups = [s]
-        else:  # groups joined by one separator; drop trailing ones only when the whole run is no card layout ("... 1111 12/27")
-            sep = text[m.start(1)]
-            groups = s.split(sep)
-            kept = groups[:-1] if text[end : end + 1] in ("-", "/", ".", ":") and text[end] != sep else groups  # "... 1111 123-45-6789": another token
-            sizes = tuple(map(len, kept))
-            k = next((k for k in range(len(kept), 2, -1) if sizes[:k] in P.CARD_LAYOUTS), 0)
-            ok = k > 0 and _card_ok("".join(kept[:k]))
-            end = start + sum(sizes[:k]) + k - 1
-        if ok:
-            out.append(("CREDIT_CARD", start, end))
-            m = search(tb, end)  # a dropped group may start the next card
+            if _card_ok(text[start:end]):
+                out.append(("CREDIT_CARD", start, end))
+            m = search(tb, end)
             continue
-        # No card here. A short group ends some other number ("... 0130 00 4111 1111 ..."): look
-        # again after it; never inside a run of full groups (a tracking number's tail is no card).
-        pos = start
-        for g in groups[:-1]:
-            pos += len(g)
-            if len(g) < 4:
-                break
-            pos += 1
+        # Groups joined by one separator: what the run can hold depends only on its layout and on
+        # whether a delimiter other than the separator follows it.
+        sep = text[m.start(1)]
+        after = text[end : end + 1]
+        key = (m.group(), after in ("-", "/", ".", ":") and after != sep)
+        layout = layouts.get(key)
+        if layout is None:
+            layout = layouts[key] = _card_layout(*key)
+        size, resume = layout
+        if size and _card_ok(text[start : start + size].replace(sep, "")):
+            out.append(("CREDIT_CARD", start, start + size))
+            m = search(tb, start + size)  # a dropped group may start the next card
         else:
-            pos = m.end()
-        m = search(tb, pos)
+            m = search(tb, start + resume)
     return out
+
+
+def _card_layout(run: bytes, delimited: bool) -> tuple[int, int]:
+    """For a run of digit groups (translated) that ``_card`` found: the length of the card it may
+    hold (0: none), and where to search again if it is none. ``delimited``: another delimiter follows
+    the run, so its last group is part of another token ("... 1111 12/27", "... 1111 123-45-6789")."""
+    sizes = [len(g) for g in re.split(rb"[ \-]", run)]
+    kept = sizes[:-1] if delimited else sizes
+    k = next((k for k in range(len(kept), 2, -1) if tuple(kept[:k]) in P.CARD_LAYOUTS), 0)
+    size = sum(kept[:k]) + k - 1 if k else 0
+    # No card here. A short group ends some other number ("... 0130 00 4111 1111 ..."): look
+    # again after it; never inside a run of full groups (a tracking number's tail is no card).
+    pos = 0
+    for n in sizes[:-1]:
+        pos += n
+        if n < 4:
+            return size, pos
+        pos += 1
+    return size, len(run)
 
 
 def _ssn(text: str, tb: bytes) -> list[Cand]:
@@ -245,19 +259,20 @@ def _ipv6(text: str, tb: bytes) -> list[Cand]:
 
 
 def _iban(text: str, tb: bytes) -> list[Cand]:
-    out, search = [], _IBAN.search  # matches start at the check digits, after the country code
-    m = search(tb)
+    ab = tb.translate(_CAPITAL_AS_A)
+    out, search = [], _IBAN.search
+    m = search(ab)
     while m:
-        start = m.start() - 2
-        pos = start + 1
+        start, end = m.span()
         # The first `need` IBAN characters (single spaces between them): the regex may have run on
         # into the next word.
-        take = _IBAN_TAKE.get(text[start : m.start()])
-        head = take.match(tb, start, m.end()) if take else None
+        take = _IBAN_TAKE.get(text[start : start + 2])
+        head = take.match(ab, start, end) if take else None
         if head and iban_ok(text[start : head.end()].replace(" ", "")):
             out.append(("IBAN_CODE", start, head.end()))
-            pos = head.end()
-        m = search(tb, pos + 2)
+            m = search(ab, head.end())
+        else:
+            m = search(ab, start + 1)
     return out
 
 
@@ -312,6 +327,13 @@ def _phone_digits(text: str, tb: bytes, body_at: int, end: int) -> tuple[str, tu
     return cc, tuple(trunk)
 
 
+# The calling code that a run's first digits (up to three) start with, "" if none.
+_CC_OF = {
+    d: next((d[:n] for n in (1, 2, 3) if d[:n] in P.CALLING_CODES), "")
+    for n in (1, 2, 3) for d in (str(i).zfill(n) for i in range(10**n))
+}
+
+
 def _phone_resume(tb: bytes, start: int, end: int) -> int:
     """Where to search again after a run that holds no phone: after its first space-separated
     chunk if that chunk is a self-contained number ("123-45-6789 (202) 555-0143"), or at a later
@@ -326,29 +348,44 @@ def _phone_resume(tb: bytes, start: int, end: int) -> int:
 
 
 def _phone(text: str, tb: bytes) -> list[Cand]:
+    # The hot loop of the slowest detector (thousands of runs per batch of dense text): most runs
+    # reuse a plan and need no context, so those paths are kept to a few operations each.
     out, search = [], _PHONE.search
     national: dict[tuple[bytes, bool], Plan] = {}  # plans shared by runs laid out alike (_phone_plan)
     prefixed: dict[tuple[bytes, str, str, tuple[bool, ...]], Plan] = {}
     labels: dict[str, int] = {}  # the label before a run, by the text it is read from
+    zero, nul = b"0", b"\0"
     m = search(tb)
     while m:
-        start, end = m.span()
-        if tb[start] == 43 or (tb[start + 2] == 48 and text.startswith("00", start)):  # 43: "+"
-            prefix = "+" if tb[start] == 43 else "00"
-            pkey = (m.group(), prefix, *_phone_digits(text, tb, start + len(prefix), end))
-            plan = prefixed.get(pkey)  # type: ignore[assignment]
-            if plan is None:
-                plan = prefixed[pkey] = _phone_plan(text, tb, m, prefix)
-        else:
-            key = (m.group(), text[tb.find(b"0", start, end)] == "0")
+        start = m.start()
+        g = m.group()
+        if g[0] == 48:  # a national run starting with a digit (48: "0"), unless it is "00" and a digit
+            key = (g, text[start] == "0")
+            if not (key[1] and g[2] == 48 and text[start + 1] == "0"):
+                plan = national.get(key)  # type: ignore[assignment]
+                if plan is None:
+                    plan = national[key] = _phone_plan(text, tb, m, None)
+            else:
+                plan = _prefixed_plan(text, tb, m, "00", prefixed)
+        elif g[0] == 43:  # "+"
+            plan = _prefixed_plan(text, tb, m, "+", prefixed)
+        else:  # "(": the first digit decides
+            key = (g, text[start + g.find(zero)] == "0")
             plan = national.get(key)  # type: ignore[assignment]
             if plan is None:
                 plan = national[key] = _phone_plan(text, tb, m, None)
         shift, levels, resume = plan
+        if not levels:
+            m = search(tb, start + resume)
+            continue
         ctx = None
         for stop, shape in levels:  # 2: a phone; 1: unless an id-ish label precedes; 0: only after a phone word
             if shape < 2 and ctx is None:
-                w = _context(text, tb, start + shift)
+                # The label of a number sits in the 28 characters before it, after any digit (a
+                # label followed by another number belongs to that one) and any NUL (batch joins).
+                at = start + shift
+                lo = at - 28 if at > 28 else 0
+                w = text[max(lo, tb.rfind(zero, lo, at) + 1, tb.rfind(nul, lo, at) + 1) : at]
                 ctx = labels.get(w)
                 if ctx is None:
                     ctx = labels[w] = _label(w)
@@ -359,6 +396,25 @@ def _phone(text: str, tb: bytes) -> list[Cand]:
         else:
             m = search(tb, start + resume)
     return out
+
+
+def _prefixed_plan(text: str, tb: bytes, m: re.Match[bytes], prefix: str, plans: dict) -> Plan:
+    """The plan of a run that starts with ``prefix`` ("+" or "00"), from ``plans`` if one laid
+    out alike, with the same calling code and trunk digits, was seen."""
+    start, end = m.span()
+    g = m.group()
+    if g.find(b"(") < 0:  # no trunk "(0)": the calling code is in the first three digits
+        p0 = g.find(b"0", len(prefix))
+        p1 = g.find(b"0", p0 + 1)
+        p2 = g.find(b"0", p1 + 1) if p1 > 0 else -1
+        head = text[start + p0] + (text[start + p1] if p1 > 0 else "") + (text[start + p2] if p2 > 0 else "")
+        key = (g, prefix, _CC_OF[head], ())
+    else:
+        key = (g, prefix, *_phone_digits(text, tb, start + len(prefix), end))
+    plan = plans.get(key)
+    if plan is None:
+        plan = plans[key] = _phone_plan(text, tb, m, prefix)
+    return plan
 
 
 # Level 1: (trigger, the detectors it gates), scanned over the translation of the texts (see
