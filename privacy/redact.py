@@ -38,12 +38,11 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from itertools import accumulate
-from operator import attrgetter
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from exashard.privacy import pii_patterns as P
 from exashard.privacy.pii_detect import (
@@ -74,23 +73,19 @@ _RANK = {"SECRET": 9, "URL_CREDENTIALS": 8, "CRYPTO": 7, "IBAN_CODE": 7, "CREDIT
          "IP_ADDRESS": 5, "MAC_ADDRESS": 5, "US_SSN": 4, "PHONE_NUMBER": 3}
 
 
-@dataclass(frozen=True, slots=True, init=False)
-class Finding:
+class Finding(NamedTuple):
+    """A PII value: its entity name and its span ``text[start:end]``. A named tuple: a batch builds
+    thousands, and a tuple is the cheapest immutable record to build (see ``_NEW``)."""
+
     entity: str
     start: int
     end: int
 
-    def __init__(self, entity: str, start: int, end: int) -> None:
-        # The generated frozen __init__ goes through object.__setattr__ per field; the slots'
-        # own setters do the same at half the cost (a batch builds thousands of findings).
-        _SET_ENTITY(self, entity)
-        _SET_START(self, start)
-        _SET_END(self, end)
+
+_NEW = tuple.__new__  # _NEW(Finding, (entity, start, end)): what Finding(...) does, without its Python-level __new__
 
 
-_SET_ENTITY, _SET_START, _SET_END = Finding.entity.__set__, Finding.start.__set__, Finding.end.__set__  # type: ignore[attr-defined]
-
-_START = attrgetter("start")
+_START = itemgetter(1)
 
 
 _TRIGGERS: tuple[tuple[bytes | re.Pattern[bytes], tuple[Detector, ...]], ...] = tuple(
@@ -215,7 +210,7 @@ class Redactor:
 
     def _detect(self, text: str, detectors: Iterable[Detector]) -> list[Finding]:
         tb = _translated(text)
-        return _resolve([Finding(*c) for det in detectors for c in det(text, tb)])
+        return _resolve([_NEW(Finding, c) for det in detectors for c in det(text, tb)])
 
     def find(self, text: str) -> list[Finding]:
         """Sorted, non-overlapping findings in ``text``."""
@@ -226,7 +221,7 @@ class Redactor:
         if not fired:
             return []
         fired = {det for det in fired if det not in _NARROW or any(t.search(tb) for t in _NARROW[det])}
-        return _resolve([Finding(*c) for det in fired for c in det(text, tb)])
+        return _resolve([_NEW(Finding, c) for det in fired for c in det(text, tb)])
 
     def redact(self, text: str) -> str:
         """``text`` with each finding replaced by ``<ENTITY>``."""
@@ -269,12 +264,12 @@ class Redactor:
             texts = _as_texts(items)
             joined = "\0".join(texts)
         tb, starts = _translated(joined), _offsets(texts)
-        found: dict[int, list[Finding]] = {}
+        found: defaultdict[int, list[Finding]] = defaultdict(list)
         subs: dict[tuple[int, ...], _Joined] = {}  # detectors sent the same texts share one joining
         for det, idxs in self._scan(tb, starts).items():
             if det is _pem:  # its ".*?" could run past a NUL: run it text by text (it is rare)
                 for i in idxs:
-                    found.setdefault(i, []).extend(Finding(*c) for c in det(texts[i], tb[starts[i] : starts[i + 1] - 1]))  # type: ignore[arg-type]
+                    found[i].extend(_NEW(Finding, c) for c in det(texts[i], tb[starts[i] : starts[i + 1] - 1]))  # type: ignore[arg-type]
                 continue
             # One call over the flagged texts joined by NUL (no pattern crosses one): the per-call
             # overhead is paid once per detector instead of once per text and detector.
@@ -287,11 +282,8 @@ class Redactor:
             text, sub_tb, offsets = sub.text, sub.tb, sub.offsets
             for entity, s, e in det(text, sub_tb):
                 k = bisect_right(offsets, s) - 1
-                at, i = offsets[k], idxs[k]
-                if i in found:
-                    found[i].append(Finding(entity, s - at, e - at))
-                else:
-                    found[i] = [Finding(entity, s - at, e - at)]
+                at = offsets[k]
+                found[idxs[k]].append(_NEW(Finding, (entity, s - at, e - at)))
         return [(i, f if len(f) == 1 else _resolve(f)) for i, f in found.items()]
 
     def _scan(self, tb: bytes, starts: list[int]) -> dict[Detector, list[int]]:
