@@ -96,6 +96,39 @@ def segwit_ok(addr: str) -> bool:
     return const == 1 and size in (20, 32) if data[0] == 0 else const == 0x2BC830A3
 
 
+def ipv6_ok(tok: str) -> bool:
+    """Whether ``ipaddress.IPv6Address`` accepts ``tok``, a token the IPv6 pattern matched (hex groups
+    of at most four digits joined by colons, maybe a dotted quad at the end), at a fraction of its
+    cost: 8 groups, or fewer and one "::"; a dotted quad counts as two groups, its octets 0-255
+    without leading zeros."""
+    parts = tok.split(":")
+    if len(parts) < 3:
+        return False
+    if "." in parts[-1]:
+        octets = parts.pop().split(".")
+        if len(octets) != 4 or not all(o.isdigit() and len(o) <= 3 and (o == "0" or o[0] != "0") and int(o) <= 255 for o in octets):
+            return False
+        parts += ("0", "0")
+    n = len(parts)
+    if n > 9:
+        return False
+    empty = [i for i in range(1, n - 1) if not parts[i]]
+    if not empty:
+        return n == 8 and bool(parts[0]) and bool(parts[-1])
+    if len(empty) > 1:
+        return False
+    hi, lo = empty[0], n - empty[0] - 1
+    if not parts[0]:
+        hi -= 1
+        if hi:
+            return False
+    if not parts[-1]:
+        lo -= 1
+        if lo:
+            return False
+    return hi + lo <= 7
+
+
 def _jwt_ok(token: str) -> bool:
     head = token.split(".", 1)[0]
     try:

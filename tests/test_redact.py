@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import string
 
 import faker
@@ -14,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exashard.privacy import pii_patterns as P
-from exashard.privacy.pii_checks import iban_ok, luhn_ok, segwit_ok
+from exashard.privacy.pii_checks import iban_ok, ipv6_ok, luhn_ok, segwit_ok
 from exashard.privacy.redact import _DETECTOR_ENTITY, ENTITIES, Finding, Redactor
 
 R = Redactor()
@@ -273,6 +274,24 @@ def test_iban_matches_oracle(country, data):
 def test_segwit_rules(version, program):
     address = segwit_address(version, program)
     assert segwit_ok(address) == (len(program) in (20, 32) if version == 0 else 2 <= len(program) <= 40)
+
+
+_HEXTET = st.text(alphabet="0123456789abcdefABCDEF", max_size=4)
+_OCTET = st.sampled_from(["0", "7", "00", "01", "010", "99", "199", "255", "256", "999"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_HEXTET, min_size=1, max_size=11), st.none() | st.lists(_OCTET, min_size=4, max_size=4))
+def test_ipv6_ok_matches_ipaddress(groups, quad):
+    # ipv6_ok stands in for ipaddress.IPv6Address on what the IPv6 pattern matches: hex groups of
+    # at most 4 digits joined by colons, maybe a dotted quad at the end (many "::" and ":::" included).
+    tok = ":".join(groups) + ("" if quad is None else ":" + ".".join(quad))
+    try:
+        ipaddress.IPv6Address(tok)
+        expected = True
+    except ValueError:
+        expected = False
+    assert ipv6_ok(tok) == expected
 
 
 def test_label_words_are_not_prefixes_of_each_other():
