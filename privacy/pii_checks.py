@@ -9,7 +9,6 @@ import binascii
 import hashlib
 import json
 import re
-from collections.abc import Iterable
 from functools import reduce
 from operator import xor
 
@@ -17,7 +16,7 @@ from exashard.privacy import pii_patterns as P
 
 _SPLIT_DIGITS = re.compile(r"([0-9]+)").split
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-_B58_INDEX = {c: i for i, c in enumerate(_B58)}
+_B58_VALUES = bytes(_B58.find(chr(b)) % 256 for b in range(256))  # a character's value, 255 if none
 _BECH = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _BECH_VALUES = bytes(_BECH.find(chr(b)) % 256 for b in range(256))  # -1 (not in the alphabet) -> 255
 
@@ -59,10 +58,11 @@ def _card_ok(digits: str) -> bool:
 
 
 def base58check_ok(addr: str) -> bool:
-    """A P2PKH (version 0) or P2SH (version 5) address with a valid double-SHA-256 checksum."""
-    n, index = 0, _B58_INDEX
-    for c in addr:
-        n = n * 58 + index[c]
+    """A P2PKH (version 0) or P2SH (version 5) address with a valid double-SHA-256 checksum
+    (``addr``: base58 characters only)."""
+    n = 0
+    for v in addr.encode("ascii").translate(_B58_VALUES):
+        n = n * 58 + v
     pad = len(addr) - len(addr.lstrip("1"))
     if n >= 1 << (8 * (25 - pad)):
         return False
@@ -74,10 +74,22 @@ _GEN = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
 _GEN_XOR = [reduce(xor, (g for i, g in enumerate(_GEN) if t >> i & 1), 0) for t in range(32)]  # per 5-bit top
 
 
-def _polymod(values: Iterable[int]) -> int:
-    chk = 1
-    for v in values:
-        chk = ((chk & 0x1FFFFFF) << 5 ^ v) ^ _GEN_XOR[chk >> 25]
+def _step(chk: int, v: int) -> int:
+    """One step of the bech32 checksum: the next 5-bit value in."""
+    return ((chk & 0x1FFFFFF) << 5 ^ v) ^ _GEN_XOR[chk >> 25]
+
+
+# Two steps at once: a step is linear over GF(2), so two of them are the low 20 bits shifted by 10,
+# the two values in the low 10 bits, and one table entry for what the top 10 bits give.
+_GEN_XOR2 = [_step(_step(t << 20, 0), 0) for t in range(1024)]
+
+
+def _polymod(values: bytes) -> int:
+    chk, it = 1, iter(values)
+    if len(values) % 2:
+        chk = _step(chk, next(it))
+    for a, b in zip(it, it):
+        chk = ((chk & 0xFFFFF) << 10 ^ a << 5 ^ b) ^ _GEN_XOR2[chk >> 20]
     return chk
 
 
