@@ -345,12 +345,22 @@ def _phone_resume(tb: bytes, start: int, end: int) -> int:
     return min(opens) + 1 if opens else end
 
 
+# Plans by layout (see _phone_plan), kept across calls: a stream of texts repeats a small set of
+# layouts ("000-000-0000", "+00 00 0000 0000"), so a long ingest computes each plan about once. The
+# key is the layout, never the digits (beyond a calling code); bounded by clearing when full.
+_NATIONAL_PLANS: dict[tuple[bytes, bool], Plan] = {}
+_PREFIXED_PLANS: dict[tuple[bytes, str, str, tuple[bool, ...]], Plan] = {}
+_PLANS_MAX = 1 << 14
+
+
 def _phone(text: str, tb: bytes) -> list[Cand]:
     # The hot loop of the slowest detector (thousands of runs per batch of dense text): most runs
     # reuse a plan and need no context, so those paths are kept to a few operations each.
     out, search = [], _PHONE.search
-    national: dict[tuple[bytes, bool], Plan] = {}  # plans shared by runs laid out alike (_phone_plan)
-    prefixed: dict[tuple[bytes, str, str, tuple[bool, ...]], Plan] = {}
+    national, prefixed = _NATIONAL_PLANS, _PREFIXED_PLANS
+    if len(national) > _PLANS_MAX or len(prefixed) > _PLANS_MAX:  # unusual layouts galore: start over
+        national.clear()
+        prefixed.clear()
     labels: dict[str, int] = {}  # the label before a run, by the text it is read from
     zero, nul = b"0", b"\0"
     m = search(tb)

@@ -40,7 +40,7 @@ import re
 from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from itertools import accumulate
+from itertools import accumulate, repeat
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -280,10 +280,11 @@ class Redactor:
                 key = tuple(idxs)
                 sub = subs.get(key) or subs.setdefault(key, _Joined(texts, joined, tb, starts, idxs))  # type: ignore[arg-type]
             text, sub_tb, offsets = sub.text, sub.tb, sub.offsets
-            for entity, s, e in det(text, sub_tb):
-                k = bisect_right(offsets, s) - 1
-                at = offsets[k]
-                found[idxs[k]].append(_NEW(Finding, (entity, s - at, e - at)))
+            cands = det(text, sub_tb)
+            # Which text each candidate is in: one bisection per candidate, mapped in C.
+            for (entity, s, e), k in zip(cands, map(bisect_right, repeat(offsets), map(_START, cands))):
+                at = offsets[k - 1]
+                found[idxs[k - 1]].append(_NEW(Finding, (entity, s - at, e - at)))
         return [(i, f if len(f) == 1 else _resolve(f)) for i, f in found.items()]
 
     def _scan(self, tb: bytes, starts: list[int]) -> dict[Detector, list[int]]:
