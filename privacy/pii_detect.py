@@ -34,9 +34,9 @@ def _trie(words: Iterable[str]) -> str:
     return "|".join(f"{re.escape(c)}(?:{'|'.join(rest)})" for c, rest in by_first.items())
 
 
-# Labels are matched on lower-cased text; a label must start a word (checked in code). No phone
+# Labels are matched on lower-cased text and must start a word (no ASCII letter before). No phone
 # word is a prefix of an id-ish word or the reverse (tested), so one trie finds the same labels.
-_LABELS = re.compile(_trie(P.PHONE_WORDS + P.NOT_PHONE_WORDS))
+_LABELS = re.compile(f"(?<![a-z])(?:{_trie(P.PHONE_WORDS + P.NOT_PHONE_WORDS)})")
 _LABEL_SIGN = {**{w: -1 for w in P.NOT_PHONE_WORDS}, **{w: 1 for w in P.PHONE_WORDS}}
 _SSN_CTX = re.compile(_trie(P.SSN_WORDS))
 _VERSION_CTX = re.compile(rf"(?<![a-z])(?:{_trie(P.VERSION_WORDS)})(?: to)?[ :=]*$")  # the word right before
@@ -51,11 +51,8 @@ def _before(text: str, start: int, window: int) -> str:
 
 def _label(w: str) -> int:
     """+1 if the last label in ``w`` is a phone word, -1 if an id-ish word, else 0."""
-    last, low = 0, w.lower()
-    for m in _LABELS.finditer(low):
-        if not (m.start() and low[m.start() - 1].isalpha() and low[m.start() - 1].isascii()):
-            last = _LABEL_SIGN[m.group()]
-    return last
+    found = _LABELS.findall(w.lower())
+    return _LABEL_SIGN[found[-1]] if found else 0
 
 
 def _context(text: str, tb: bytes, start: int, window: int = 28) -> str:
