@@ -11,7 +11,7 @@ Corpora: the frozen labelled corpus of ``tests/_pii_corpus.py`` (default seed, 3
 texts/s and per-entity precision/recall/F2, a held-out corpus (another seed, accuracy only) and
 100k low-PII captions (~1% with one PII value) for MB/s through the batch API. Everything runs in
 one process on one core; contenders take turns for ``--runs`` rounds, each calling its function for
-at least 0.3 s, and a timing is the median over rounds of each round's median call (bests: the
+at least 0.3 s, and a timing is the median over rounds of each round's mean call (bests: the
 fastest call). Phone plans (kept by layout across calls) are reset before every timed call to what
 the held-out corpus leaves; a "cold plans" row starts from none. The
 corpora and the peers are built first and then frozen out of the garbage collector (``gc.freeze``),
@@ -120,8 +120,9 @@ def interleaved(fns: dict[str, Callable[[], Any]], runs: int, setups: dict[str, 
     """Median and best seconds per call, the functions taking turns round after round, so that a
     noisy neighbour slows every contender alike instead of whichever ran at the time. In a round a
     function is called until ``min_seconds`` have passed (at least once) and the round counts the
-    median of those calls: a 30 ms call timed once is at the mercy of one scheduler hiccup.
-    ``setups[name]`` runs before every call of ``name``, untimed."""
+    mean of those calls: a 30 ms call timed once is at the mercy of one scheduler hiccup, and a mean
+    takes in the noise as a peer's one long call does (a median of short calls would drop it and
+    flatter the faster contender). ``setups[name]`` runs before every call of ``name``, untimed."""
     setups = setups or {}
     times: dict[str, list[float]] = {name: [] for name in fns}
     best: dict[str, float] = {}
@@ -135,7 +136,7 @@ def interleaved(fns: dict[str, Callable[[], Any]], runs: int, setups: dict[str, 
                 t = time.perf_counter()
                 fn()
                 calls.append(time.perf_counter() - t)
-            times[name].append(statistics.median(calls))
+            times[name].append(sum(calls) / len(calls))
             best[name] = min(best.get(name, float("inf")), *calls)
     return {name: {"median": statistics.median(ts), "best": best[name]} for name, ts in times.items()}
 

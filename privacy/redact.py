@@ -1,7 +1,7 @@
 """Text PII detection and redaction with typed placeholders (Presidio's entity names).
 
 Entities: EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD (Luhn + issuer ranges), US_SSN (SSA rules),
-IP_ADDRESS (v4; v6 through :mod:`ipaddress`), IBAN_CODE (length + mod-97), MAC_ADDRESS, CRYPTO
+IP_ADDRESS (v4; v6 with :mod:`ipaddress`'s rules), IBAN_CODE (length + mod-97), MAC_ADDRESS, CRYPTO
 (Bitcoin base58check, bech32/bech32m), URL_CREDENTIALS (the ``user:pass`` of ``scheme://user:pass@``)
 and SECRET (AWS key ids, AWS secret keys after a label, PEM private keys, JWTs, GitHub/Slack/Stripe/
 Google tokens, ``Bearer`` tokens); Presidio has no entity for the last two, hence our names. US_SSN
@@ -27,7 +27,7 @@ text to the digit detectors: their literal-first searches cost less than the pas
 over, so the digit-heavy detectors (phone, card, SSN, IPv4, IBAN) search the translation with
 literal-first patterns and read the digits from the text, and level 2 narrows the IPv4, bech32 and
 MAC detectors with triggers of their own. Phone runs laid out alike (same translation, same first
-digit or calling code) share one validation plan. ``prefilter="arrow"`` (opt-in) replaces the level-1
+digit or calling code) share one validation plan, kept across calls. ``prefilter="arrow"`` (opt-in) replaces the level-1
 scans by one RE2 regex (``pyarrow.compute.match_substring_regex``); it is native, so the portable
 scan stays the default; both give identical results (tested). Figures: ``bench/redact.py``.
 The detectors themselves are in ``pii_detect.py``; this module chooses which run, resolves
