@@ -55,14 +55,6 @@ def _label(w: str) -> int:
     return _LABEL_SIGN[found[-1]] if found else 0
 
 
-def _context(text: str, tb: bytes, start: int, window: int = 28) -> str:
-    """The text up to ``window`` characters before ``start`` that a label for a number there may
-    sit in: a label followed by another number belongs to that number, so it starts after the last
-    digit (and after a NUL: the batch forms join texts with it)."""
-    lo = max(0, start - window)
-    return text[max(lo, tb.rfind(b"0", lo, start) + 1, tb.rfind(b"\0", lo, start) + 1) : start]
-
-
 # Detectors take the text and its translation (``_translated``: one byte per character, so offsets
 # carry over, every digit "0") and return their candidates in order of start. The digit-heavy ones
 # search the translation: their patterns then start with the literal "0" (CPython jumps between
