@@ -395,7 +395,7 @@ def _phone(text: str, tb: bytes) -> list[Cand]:
     return out
 
 
-def _prefixed_plan(text: str, tb: bytes, m: re.Match[bytes], prefix: str, plans: dict) -> Plan:
+def _prefixed_plan(text: str, tb: bytes, m: re.Match[bytes], prefix: str, plans: dict[tuple[bytes, str, str, tuple[bool, ...]], Plan]) -> Plan:
     """The plan of a run that starts with ``prefix`` ("+" or "00"), from ``plans`` if one laid
     out alike, with the same calling code and trunk digits, was seen."""
     start, end = m.span()
