@@ -90,6 +90,8 @@ _NOT_EMAIL = re.compile(r"[^\w.%+\-\u00c0-\u024f]")  # no character of a local p
 _CARD, _SSN, _IPV4, _PHONE = map(_zeroed, (P.CARD, P.SSN, P.IPV4, P.PHONE))
 _IBAN = re.compile(P.IBAN)
 _CAPITAL_AS_A = bytes.maketrans(bytes(range(65, 91)), b"A" * 26)
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # 0-255, no leading zero
+_OCTETS = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 _ID_PUNCT = re.compile(rb"[\-./)]")
 _PAREN_DIGIT = re.compile(rb"\(0(?!0)")  # a one-digit group after "("
 _IBAN_TAKE = {cc: re.compile(rb"(?: ?[0A]){%d}" % n) for cc, n in P.IBAN_LENGTHS.items()}  # see _iban
@@ -216,8 +218,7 @@ def _ipv4(text: str, tb: bytes) -> list[Cand]:
     out = []
     for m in _IPV4.finditer(tb):  # octets 0-255 without leading zeros, not right after "version"
         start, end = m.span()
-        octets_ok = all(o == "0" or (o[0] != "0" and int(o) <= 255) for o in text[start:end].split("."))
-        if octets_ok and not _VERSION_CTX.search(_before(text, start, 16)):
+        if _OCTETS.fullmatch(text, start, end) and not _VERSION_CTX.search(_before(text, start, 16)):
             out.append(("IP_ADDRESS", start, end))
     return out
 
