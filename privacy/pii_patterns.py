@@ -144,7 +144,7 @@ TRIGGER_A = rb"A(?:KIA|SIA|Iza)"
 # narrows them a lot (a date sends a text to the IPv4 detector, a time of day to the MAC detector).
 NARROW_IPV4 = (rb"\.(?<=0\.)0{1,3}\.0{1,3}\.0",)
 NARROW_BECH32 = (rb"c0(?<=[bB]c0)[0ac-hj-np-zAC-HJ-NP-Z]{6}", rb"C0(?<=[bB]C0)[0ac-hj-np-zAC-HJ-NP-Z]{6}")
-NARROW_MAC = (rb":[0A-Fa-f]{2}:[0A-Fa-f]{2}:", rb"-[0A-Fa-f]{2}-[0A-Fa-f]{2}-", TRIGGER_DOT)
+NARROW_MAC = (rb":[0A-Fa-f]{2}:[0A-Fa-f]{2}:",)  # of the colon trigger's texts (its dash and dot triggers are MAC-shaped)
 # All triggers as one RE2 pattern over the original text, for pyarrow.compute (RE2 has no
 # lookbehind: each alternative is a superset of its Python counterpart).
 ARROW_TRIGGER = (

@@ -103,13 +103,14 @@ _TRIGGERS: tuple[tuple[bytes | re.Pattern[bytes], tuple[Detector, ...]], ...] = 
         (b"earer", (_bearer,)),
     )
 )
-_DIGITS = _TRIGGERS[0][0]
+_DIGITS, _COLON = _TRIGGERS[0][0], _TRIGGERS[1][0]
 _SAMPLE = 256  # texts the digit trigger is tried on before the rest of a batch (see Redactor._scan)
-# Level 2: for a detector that shares its level-1 trigger, triggers of its own, run over the texts
-# level 1 sent to it (any hit keeps a text).
-_NARROW: dict[Detector, tuple[re.Pattern[bytes], ...]] = {
-    det: tuple(re.compile(t + rb"[^\0]*") for t in ts)
-    for det, ts in ((_ipv4, P.NARROW_IPV4), (_bech32, P.NARROW_BECH32), (_mac, P.NARROW_MAC))
+# Level 2: where a level-1 trigger sends a detector many texts it has nothing for (a date sends a
+# text to the IPv4 detector, a time of day to the MAC one), triggers of the detector's own, run over
+# the texts that trigger sent (any hit keeps a text). Keyed by (detector, level-1 trigger).
+_NARROW: dict[tuple[Detector, bytes | re.Pattern[bytes]], tuple[re.Pattern[bytes], ...]] = {
+    (det, trig): tuple(re.compile(t + rb"[^\0]*") for t in ts)
+    for det, trig, ts in ((_ipv4, _DIGITS, P.NARROW_IPV4), (_bech32, _DIGITS, P.NARROW_BECH32), (_mac, _COLON, P.NARROW_MAC))
 }
 _DETECTOR_ENTITY: dict[Detector, str] = {
     _email: "EMAIL_ADDRESS", _phone: "PHONE_NUMBER", _card: "CREDIT_CARD", _ssn: "US_SSN", _ipv4: "IP_ADDRESS",
@@ -217,10 +218,8 @@ class Redactor:
         if not isinstance(text, str):
             raise TypeError(f"text is {type(text).__name__}, expected str")
         tb = _translated(text)
-        fired = {det for trig, dets in self._triggers if _hit(tb, trig, 0) >= 0 for det in dets}
-        if not fired:
-            return []
-        fired = {det for det in fired if det not in _NARROW or any(t.search(tb) for t in _NARROW[det])}
+        fired = {det for trig, dets in self._triggers if _hit(tb, trig, 0) >= 0 for det in dets
+                 if (det, trig) not in _NARROW or any(t.search(tb) for t in _NARROW[det, trig])}
         return _resolve([_NEW(Finding, c) for det in fired for c in det(text, tb)])
 
     def redact(self, text: str) -> str:
@@ -266,19 +265,30 @@ class Redactor:
         tb, starts = _translated(joined), _offsets(texts)
         found: defaultdict[int, list[Finding]] = defaultdict(list)
         subs: dict[tuple[int, ...], _Joined] = {}  # detectors sent the same texts share one joining
-        for det, idxs in self._scan(tb, starts).items():
+
+        def joining(idxs: list[int]) -> _Joined:
+            key = tuple(idxs)
+            sub = subs.get(key)
+            if sub is None:
+                sub = subs[key] = _Joined(texts, joined, tb, starts, idxs)  # type: ignore[arg-type]
+            return sub
+
+        for det, parts in self._scan(tb, starts).items():
+            idxs: list[int] = []
+            for trig, hits in parts:
+                narrow = _NARROW.get((det, trig))
+                if narrow is not None:
+                    hits = joining(hits).narrow(narrow)
+                idxs = sorted({*idxs, *hits}) if idxs else hits
+            if not idxs:
+                continue
             if det is _pem:  # its ".*?" could run past a NUL: run it text by text (it is rare)
                 for i in idxs:
                     found[i].extend(_NEW(Finding, c) for c in det(texts[i], tb[starts[i] : starts[i + 1] - 1]))  # type: ignore[arg-type]
                 continue
             # One call over the flagged texts joined by NUL (no pattern crosses one): the per-call
             # overhead is paid once per detector instead of once per text and detector.
-            key = tuple(idxs)
-            sub = subs.get(key) or subs.setdefault(key, _Joined(texts, joined, tb, starts, idxs))  # type: ignore[arg-type]
-            if det in _NARROW:
-                idxs = sub.narrow(_NARROW[det])
-                key = tuple(idxs)
-                sub = subs.get(key) or subs.setdefault(key, _Joined(texts, joined, tb, starts, idxs))  # type: ignore[arg-type]
+            sub = joining(idxs)
             text, sub_tb, offsets = sub.text, sub.tb, sub.offsets
             cands = det(text, sub_tb)
             # Which text each candidate is in: one bisection per candidate, mapped in C.
@@ -287,12 +297,11 @@ class Redactor:
                 found[idxs[k - 1]].append(_NEW(Finding, (entity, s - at, e - at)))
         return [(i, f if len(f) == 1 else _resolve(f)) for i, f in found.items()]
 
-    def _scan(self, tb: bytes, starts: list[int]) -> dict[Detector, list[int]]:
+    def _scan(self, tb: bytes, starts: list[int]) -> dict[Detector, list[tuple[bytes | re.Pattern[bytes], list[int]]]]:
         """Run every level-1 trigger once over the translated texts joined by NUL; return, for each
-        detector, the sorted indexes of the texts where one of its triggers fired."""
+        detector, its triggers that fired, each with the sorted indexes of the texts it fired in."""
         n = len(starts) - 1
-        nul_inside = tb.count(b"\0") >= n  # a text holds a NUL: a trigger may hit it twice
-        by_det: dict[Detector, list[int]] = {}
+        by_det: dict[Detector, list[tuple[bytes | re.Pattern[bytes], list[int]]]] = {}
         for trig, dets in self._triggers:
             if isinstance(trig, bytes):
                 hits, pos = [], tb.find(trig)
@@ -309,14 +318,12 @@ class Redactor:
                     hits = list(range(n))
                 else:
                     hits += [bisect_right(starts, m.start()) - 1 for m in trig.finditer(tb, starts[_SAMPLE])]
-                    if nul_inside:
-                        hits = sorted(set(hits))
-            else:
-                hits = [bisect_right(starts, m.start()) - 1 for m in trig.finditer(tb)]
-                if nul_inside:
-                    hits = sorted(set(hits))
-            for det in dets:
-                by_det[det] = sorted({*by_det[det], *hits}) if det in by_det else hits
+                    hits = list(dict.fromkeys(hits))
+            else:  # a regex trigger runs on to the next NUL, so a text holding a NUL may be hit twice
+                hits = list(dict.fromkeys([bisect_right(starts, m.start()) - 1 for m in trig.finditer(tb)]))
+            if hits:
+                for det in dets:
+                    by_det.setdefault(det, []).append((trig, hits))
         return by_det
 
     def _arrow_candidates(self, texts: Any, items: list[str | None]) -> list[int] | None:
