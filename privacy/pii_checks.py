@@ -38,7 +38,10 @@ def iban_ok(compact: str) -> bool:
     """Country length and ISO 7064 mod-97 check of an IBAN without spaces (ASCII letters, digits)."""
     if P.IBAN_LENGTHS.get(compact[:2]) != len(compact) or not compact[2:4].isdigit():
         return False
-    return int((compact[4:] + compact[:4]).translate(_IBAN_AS_DIGITS)) % 97 == 1
+    body = compact[4:]
+    if body.isdigit() and body.isascii():  # most countries: the number is the body, then the country's letters as 10-35, then the check digits
+        return (((int(body) * 100 + int(compact[0], 36)) * 100 + int(compact[1], 36)) * 100 + int(compact[2:4])) % 97 == 1
+    return int((body + compact[:4]).translate(_IBAN_AS_DIGITS)) % 97 == 1
 
 
 # Issuer prefix (as written, 1-4 digits) -> the card lengths it allows: P.CARD_IIN unrolled.

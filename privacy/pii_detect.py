@@ -132,7 +132,7 @@ def _b58(text: str, tb: bytes) -> list[Cand]:
     while start >= 0:
         end = runs.find(b".", start)
         end = len(runs) if end < 0 else end
-        if end - start <= 35 and _B58_ADDRESS.fullmatch(text, start, end) and base58check_ok(text[start:end]):
+        if end - start <= 35 and text[start] in "13" and _B58_ADDRESS.fullmatch(text, start, end) and base58check_ok(text[start:end]):
             out.append(("CRYPTO", start, end))
         start = runs.find(_A26, end)
     return out
@@ -248,17 +248,24 @@ def _ipv6(text: str, tb: bytes) -> list[Cand]:
 
 def _iban(text: str, tb: bytes) -> list[Cand]:
     ab = tb.translate(_CAPITAL_AS_A)
-    out, search = [], _IBAN.search
+    out, search, lengths = [], _IBAN.search, P.IBAN_LENGTHS
     m = search(ab)
     while m:
         start, end = m.span()
         # The first `need` IBAN characters (single spaces between them): the regex may have run on
-        # into the next word.
-        take = _IBAN_TAKE.get(text[start : start + 2])
-        head = take.match(ab, start, end) if take else None
-        if head and iban_ok(text[start : head.end()].replace(" ", "")):
-            out.append(("IBAN_CODE", start, head.end()))
-            m = search(ab, head.end())
+        # into the next word. Written without spaces (most are), they are simply the next `need`.
+        cc = text[start : start + 2]
+        need = lengths.get(cc)
+        if need is None:
+            stop = -1
+        elif end - start >= need and ab.find(b" ", start, start + need) < 0:
+            stop = start + need
+        else:
+            head = _IBAN_TAKE[cc].match(ab, start, end)
+            stop = head.end() if head else -1
+        if stop > 0 and iban_ok(text[start:stop].replace(" ", "")):
+            out.append(("IBAN_CODE", start, stop))
+            m = search(ab, stop)
         else:
             m = search(ab, start + 1)
     return out

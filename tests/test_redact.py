@@ -269,7 +269,8 @@ def test_luhn_matches_oracle(digits):
 @given(st.sampled_from(sorted(P.IBAN_LENGTHS)), st.data())
 def test_iban_matches_oracle(country, data):
     n = P.IBAN_LENGTHS[country]
-    rest = data.draw(st.text(alphabet=string.digits + string.ascii_uppercase, min_size=n - 4, max_size=n - 4))
+    alphabet = data.draw(st.sampled_from([string.digits, string.digits + string.ascii_uppercase]))  # all-digit bodies take a fast path
+    rest = data.draw(st.text(alphabet=alphabet, min_size=n - 4, max_size=n - 4))
     check = data.draw(st.integers(0, 99))
     if data.draw(st.booleans()):  # make it valid: the check digits that give mod 97 == 1
         check = 98 - int("".join(str(int(c, 36)) for c in rest + country + "00")) % 97
