@@ -40,8 +40,8 @@ import re
 from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from itertools import accumulate, repeat
-from operator import itemgetter
+from itertools import accumulate, islice, repeat
+from operator import gt, itemgetter
 from typing import Any, NamedTuple
 
 from exashard.privacy import pii_patterns as P
@@ -85,7 +85,7 @@ class Finding(NamedTuple):
 _NEW = tuple.__new__  # _NEW(Finding, (entity, start, end)): what Finding(...) does, without its Python-level __new__
 
 
-_START = itemgetter(1)
+_START, _END = itemgetter(1), itemgetter(2)
 
 
 _TRIGGERS: tuple[tuple[bytes | re.Pattern[bytes], tuple[Detector, ...]], ...] = tuple(
@@ -130,7 +130,7 @@ def _resolve(found: list[Finding]) -> list[Finding]:
             return [b, a]
     if len(found) > 1:
         found.sort(key=_START)
-        if any(a.end > b.start for a, b in zip(found, found[1:])):  # some overlap (spans are never empty)
+        if any(map(gt, map(_END, found), map(_START, islice(found, 1, None)))):  # some end past the next start: an overlap
             found.sort(key=lambda f: (-_RANK[f.entity], f.start - f.end, f.start))
             kept: list[Finding] = []
             for f in found:
