@@ -5,7 +5,7 @@ Not a test (tests never import it). Peers live in their own venv::
     python3 -m venv .bench-venv-redact
     .bench-venv-redact/bin/pip install presidio-analyzer scrubadub faker pyarrow zstandard cryptography click xxhash fsspec
     .bench-venv-redact/bin/pip install -e . --no-deps
-    .bench-venv-redact/bin/python bench/redact.py            # writes bench/results/redact.json
+    .bench-venv-redact/bin/python bench/redact.py            # 15 rounds, ~3 min; writes bench/results/redact.json
 
 Corpora: the frozen labelled corpus of ``tests/_pii_corpus.py`` (default seed, 3000 texts) for
 texts/s and per-entity precision/recall/F2, a held-out corpus (another seed, accuracy only) and
@@ -151,7 +151,7 @@ def micro_f2(scores: dict[str, dict[str, float]], entities: Sequence[str]) -> fl
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=5, help="rounds (the median round counts)")
+    ap.add_argument("--runs", type=int, default=15, help="rounds (the median round counts)")
     ap.add_argument("--texts", type=int, default=3000, help="labelled corpus size")
     ap.add_argument("--captions", type=int, default=100_000)
     ap.add_argument("--peer-captions", type=int, default=2000, help="captions given to the peers (they are slow)")
