@@ -44,13 +44,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from _pii_corpus import SEED, fingerprint, generate, low_pii_captions, score  # noqa: E402
 
-from exashard.privacy.pii_detect import _NATIONAL_PLANS, _PREFIXED_PLANS  # noqa: E402
+from exashard.privacy.pii_detect import clear_plans  # noqa: E402
 from exashard.privacy.redact import Redactor  # noqa: E402
-
-
-def clear_plans() -> None:
-    _NATIONAL_PLANS.clear()
-    _PREFIXED_PLANS.clear()
 
 PRESIDIO_ENTITIES = ["EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IP_ADDRESS", "IBAN_CODE", "MAC_ADDRESS", "CRYPTO"]
 SCRUBADUB_TYPES = {"email": "EMAIL_ADDRESS", "phone": "PHONE_NUMBER", "credit_card": "CREDIT_CARD", "social_security_number": "US_SSN"}

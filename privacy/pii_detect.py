@@ -345,9 +345,15 @@ def _phone_resume(tb: bytes, start: int, end: int) -> int:
 # Plans by layout (see _phone_plan), kept across calls: a stream of texts repeats a small set of
 # layouts ("000-000-0000", "+00 00 0000 0000"), so a long ingest computes each plan about once. The
 # key is the layout, never the digits (beyond a calling code); bounded by clearing when full.
-_NATIONAL_PLANS: dict[tuple[bytes, bool], Plan] = {}
+_NATIONAL_PLANS: tuple[dict[bytes, Plan], dict[bytes, Plan]] = ({}, {})  # [first digit is "0"][translation]
 _PREFIXED_PLANS: dict[tuple[bytes, str, str, tuple[bool, ...]], Plan] = {}
 _PLANS_MAX = 1 << 14
+
+
+def clear_plans() -> None:
+    """Forget every kept plan (benchmarks and tests start from none)."""
+    for plans in (*_NATIONAL_PLANS, _PREFIXED_PLANS):
+        plans.clear()
 
 
 def _phone(text: str, tb: bytes) -> list[Cand]:
@@ -355,30 +361,31 @@ def _phone(text: str, tb: bytes) -> list[Cand]:
     # reuse a plan and need no context, so those paths are kept to a few operations each.
     out, search = [], _PHONE.search
     national, prefixed = _NATIONAL_PLANS, _PREFIXED_PLANS
-    if len(national) > _PLANS_MAX or len(prefixed) > _PLANS_MAX:  # unusual layouts galore: start over
-        national.clear()
-        prefixed.clear()
+    if len(national[0]) + len(national[1]) > _PLANS_MAX or len(prefixed) > _PLANS_MAX:  # unusual layouts galore: start over
+        clear_plans()
     labels: dict[str, int] = {}  # the label before a run, by the text it is read from
     zero, nul = b"0", b"\0"
     m = search(tb)
     while m:
         start = m.start()
         g = m.group()
-        if g[0] == 48:  # a national run starting with a digit (48: "0"), unless it is "00" and a digit
-            key = (g, text[start] == "0")
-            if not (key[1] and g[2] == 48 and text[start + 1] == "0"):
-                plan = national.get(key)  # type: ignore[assignment]
-                if plan is None:
-                    plan = national[key] = _phone_plan(text, tb, m, None)
-            else:
+        c = g[0]
+        if c == 48:  # a national run starting with a digit (48: "0"), unless it is "00" and a digit
+            first0 = text[start] == "0"
+            if first0 and g[2] == 48 and text[start + 1] == "0":
                 plan = _prefixed_plan(text, tb, m, "00", prefixed)
-        elif g[0] == 43:  # "+"
+            else:
+                plans = national[first0]
+                plan = plans.get(g)  # type: ignore[assignment]
+                if plan is None:
+                    plan = plans[g] = _phone_plan(text, tb, m, None)
+        elif c == 43:  # "+"
             plan = _prefixed_plan(text, tb, m, "+", prefixed)
         else:  # "(": the first digit decides
-            key = (g, text[start + g.find(zero)] == "0")
-            plan = national.get(key)  # type: ignore[assignment]
+            plans = national[text[start + g.find(zero)] == "0"]
+            plan = plans.get(g)  # type: ignore[assignment]
             if plan is None:
-                plan = national[key] = _phone_plan(text, tb, m, None)
+                plan = plans[g] = _phone_plan(text, tb, m, None)
         shift, levels, resume = plan
         if not levels:
             m = search(tb, start + resume)
