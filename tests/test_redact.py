@@ -69,6 +69,7 @@ def test_batch_equals_per_text_and_prefilter_loses_nothing(corpus):
     assert R.redact_batch(texts) == [R.redact(t) for t in texts]
     assert [unfiltered(t) for t in texts[:1000]] == per_text[:1000]
 
+
 def test_batch_gives_each_text_a_list_of_its_own():
     out = R.find_batch(["no pii here", "nor here", "call +44 20 7946 0958", "plain"])
     assert [len(f) for f in out] == [0, 0, 1, 0]
