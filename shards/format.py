@@ -18,8 +18,9 @@ import zlib
 from array import array
 from bisect import bisect_left
 from dataclasses import dataclass
+from functools import cache
 from itertools import accumulate, chain, islice
-from operator import add, le
+from typing import Any
 
 from ..errors import IntegrityError
 
@@ -44,6 +45,45 @@ def _arr(code: str, data: bytes | memoryview) -> array:
     if not _LITTLE:
         a.byteswap()
     return a
+
+
+@cache
+def _pa() -> tuple[Any, Any, dict[str, Any]]:
+    """pyarrow and its compute module, imported on first use (the CLI's start stays light)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pa, pc, {"H": pa.uint16(), "I": pa.uint32(), "Q": pa.uint64()}
+
+
+def _arrow(a: array | memoryview, code: str = "") -> Any:
+    """An Arrow view (no copy) of an unsigned ``array`` or of a machine-order memoryview."""
+    pa, _, types = _pa()
+    code = code or a.typecode  # type: ignore[union-attr]
+    return pa.Array.from_buffers(types[code], len(a), [None, pa.py_buffer(a)])
+
+
+def nondecreasing(a: array) -> bool:
+    """``all(a[i] <= a[i + 1])``, vectorised: index checks run every time a shard opens,
+    and a Python-level pass over a 100k-sample shard's arrays cost ~40 ms (measured)."""
+    if len(a) < 2:
+        return True
+    _, pc, _ = _pa()
+    x = _arrow(a)
+    return bool(pc.all(pc.less_equal(x.slice(0, len(a) - 1), x.slice(1))).as_py())
+
+
+def _ends_before_starts(offsets: array, sizes: array) -> bool:
+    """Each ``offsets[i] + sizes[i] <= offsets[i + 1]`` (False also if a sum overflows 64 bits)."""
+    n = len(offsets)
+    if n < 2:
+        return n == 0 or offsets[0] + sizes[0] < 1 << 64
+    pa, pc, _ = _pa()
+    try:
+        ends = pc.add_checked(_arrow(offsets), _arrow(sizes))
+    except pa.ArrowInvalid:  # overflow
+        return False
+    return bool(pc.all(pc.less_equal(ends.slice(0, n - 1), _arrow(offsets).slice(1))).as_py())
 
 
 def _le(a: array) -> bytes:
@@ -188,7 +228,7 @@ def decode_index(payload: bytes | memoryview, where: str) -> SampleIndex:
     _check_cumulative(key_ends, nk, where, "key")
     _check_cumulative(sample_members, nm, where, "member")
     _check_cumulative(ext_ends, nx, where, "extension")
-    if nm and max(member_ext) >= ne:
+    if nm and _pa()[1].max(_arrow(member_ext)).as_py() >= ne:
         raise IntegrityError(f"{where}: sample index names an unknown extension")
     try:
         exts = [ext_blob[s:e].decode("utf-8") for s, e in zip([0, *ext_ends], ext_ends)]
@@ -205,7 +245,7 @@ def decode_index(payload: bytes | memoryview, where: str) -> SampleIndex:
 
 
 def _check_cumulative(ends: array, total: int, where: str, what: str) -> None:
-    if not all(map(le, ends, islice(ends, 1, None))):  # unsigned, so the first is >= 0
+    if not nondecreasing(ends):  # unsigned, so the first is >= 0
         raise IntegrityError(f"{where}: sample index {what} offsets go backwards")
     if ends and ends[-1] != total:
         raise IntegrityError(f"{where}: sample index {what} offsets do not end at {total}")
@@ -308,17 +348,17 @@ def parse_index_frame(frame: bytes | memoryview, where: str) -> SampleIndex:
 
 def check_index(ix: SampleIndex, layout: Layout, where: str) -> None:
     """Every member lies inside the frame its sample names, members do not overlap and
-    come in stream order, and sample frames never go backwards (C-speed comparisons:
-    this runs each time a shard is opened)."""
+    come in stream order, and sample frames never go backwards (vectorised: this runs
+    each time a shard is opened)."""
     n_frames = layout.frames
     if len(ix.frame_digest) != n_frames:
         raise IntegrityError(f"{where}: index has {len(ix.frame_digest)} frame checksums for {n_frames} frames")
     frames, moff, msz = ix.sample_frame, ix.member_offset, ix.member_size
     if not len(frames):
         return
-    if not all(map(le, frames, islice(frames, 1, None))) or frames[-1] >= n_frames:
+    if not nondecreasing(frames) or frames[-1] >= n_frames:
         raise IntegrityError(f"{where}: sample index names frames out of order or range")
-    if not all(map(le, map(add, moff, msz), islice(moff, 1, None))):
+    if not _ends_before_starts(moff, msz):
         raise IntegrityError(f"{where}: sample index members overlap or are out of order")
     ends = ix.sample_members
     for f, (i, stop) in enumerate(frame_ranges(frames, n_frames)):

@@ -8,6 +8,7 @@ import os
 import re
 import struct
 import tarfile
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -182,3 +183,52 @@ def test_frame_ranges_match_a_scan(frames, extra):
     want = [(next((i for i, f in enumerate(frames) if f >= k), len(frames)),
              next((i for i, f in enumerate(frames) if f > k), len(frames))) for k in range(n_frames)]
     assert frame_ranges(array("I", frames), n_frames) == want
+
+
+def _layout(d_sizes: list[int]) -> Any:
+    from exashard.shards.format import Layout
+
+    d_offsets = [sum(d_sizes[:i]) for i in range(len(d_sizes))]
+    n = len(d_sizes)
+    return Layout(tuple(range(n)), (1,) * n, tuple(d_offsets), tuple(d_sizes), n, 8, 30, n + 30)
+
+
+@pytest.mark.parametrize(
+    "field, at, value, message",
+    [
+        ("sample_frame", 0, 1, "names frames out of order or range"),  # frame 1, then frame 0
+        ("sample_frame", 2, 2, "names frames out of order or range"),  # past the last frame
+        ("member_offset", 1, 2, "members overlap or are out of order"),  # starts inside member 0
+        ("member_size", 0, 2**64 - 1, "members overlap or are out of order"),  # its end overflows 64 bits
+        ("member_size", 3, 99, "a member of frame 1 lies outside the frame"),
+    ],
+)
+def test_check_index_rejects_each_broken_array(field, at, value, message):
+    from exashard.shards.format import check_index
+
+    from array import array
+
+    ix = _index([(0, [("a", 5)]), (0, [("a", 3), ("b", 1)]), (1, [("b", 2)])])
+    ix.frame_digest = array("Q", [0, 0])
+    lay = _layout([9, 2])
+    check_index(ix, lay, "t")  # the valid index passes
+    getattr(ix, field)[at] = value
+    with pytest.raises(IntegrityError, match=message):
+        check_index(ix, lay, "t")
+
+
+@given(st.lists(st.integers(0, 2**32 - 1), max_size=30), st.sampled_from("HIQ"))
+def test_vectorised_order_checks_match_python(values, code):
+    """The Arrow-computed checks against plain Python over the same arrays."""
+    from array import array
+
+    from exashard.shards.format import _ends_before_starts, nondecreasing
+
+    bits = {"H": 16, "I": 32, "Q": 64}[code]
+    a = array(code, [v % (1 << bits) for v in values])
+    assert nondecreasing(a) == all(x <= y for x, y in zip(a, a[1:]))
+    sizes = array("Q", [v % 7 for v in values])
+    offs = array("Q", sorted(v % 50 for v in values))
+    assert _ends_before_starts(offs, sizes) == all(o + z <= n for o, z, n in zip(offs, sizes, offs[1:]))
+    big = array("Q", [2**64 - 1] * len(offs))  # every end past 2**64 but the first at offset 0
+    assert _ends_before_starts(offs, big) == (len(offs) == 0 or offs.tolist() == [0])
