@@ -59,6 +59,7 @@ MiB = 1 << 20
 Reader = Callable[[], tuple[int, int]]
 EXASHARD = "exashard encrypted"
 EX_BATCHES = "exashard encrypted, ShardLoader batches"
+EX_ARROW = "exashard encrypted, ShardLoader Arrow batches"
 WDS = "webdataset (plain tar)"
 MDS_COLD, MDS_WARM = "mosaic (zstd), clean cache", "mosaic (zstd), warm cache"
 LIT_COLD, LIT_WARM = "litdata (zstd), clean cache", "litdata (zstd), warm cache"
@@ -190,16 +191,17 @@ def write_sets(kind: str, n: int, work: str, keyring: str, shard_size: int) -> d
 
 
 def read_exashard(root: str, keyring: str, *, workers: int = 0, batch_size: int = 64, batches: bool = False,
-                  **options: Any) -> tuple[int, int]:
+                  batch_format: str = "dict", **options: Any) -> tuple[int, int]:
     """One epoch of ``exashard.ShardDataset``: sample by sample in this process, or batches from
-    ``exashard.ShardLoader`` (``batches``, or ``workers`` DataLoader workers)."""
+    ``exashard.ShardLoader`` (``batches``, or ``workers`` DataLoader workers; ``batch_format``)."""
     ds = exashard.ShardDataset(root, keyring=keyring, **options)
     if workers == 0 and not batches:
         n = b = 0
         for s in ds:
             n, b = n + 1, b + _payload(s)
         return n, b
-    return peers.count(exashard.ShardLoader(ds, batch_size=batch_size, num_workers=workers), batched=True)
+    loader = exashard.ShardLoader(ds, batch_size=batch_size, num_workers=workers, batch_format=batch_format)
+    return peers.count(loader, batched=True)
 
 
 def _emptied(cache: str, fn: Reader) -> Callable[[], Reader]:
@@ -236,6 +238,7 @@ def entries(sets: dict[str, Any], kind: str, work: str, keyring: str, args: argp
         Entry(f"{EXASHARD}, zero-copy", 0, _ready(lambda: read_exashard(enc, keyring, zero_copy=True, **opts)), warmup=True),
         Entry(f"{EXASHARD}, shuffled", 0, _ready(lambda: read_exashard(enc, keyring, shuffle=True, **opts)), warmup=True),
         Entry(EX_BATCHES, 0, _ready(lambda: read_exashard(enc, keyring, batches=True, **opts)), warmup=True),
+        Entry(EX_ARROW, 0, _ready(lambda: read_exashard(enc, keyring, batches=True, batch_format="arrow", **opts)), warmup=True),
     ]
     warm_mds, warm_lit = os.path.join(cache, "mds-warm"), os.path.join(cache, "litdata-warm")  # kept: both modes share
     for w in (0, args.workers):
@@ -333,7 +336,8 @@ def targets(readers: dict[str, Any], workers: int) -> dict[str, Any]:
         out[mode] = {
             "vs_webdataset": {"ratio": ex / mb(WDS, mode), "target": 1.5},
             "of_crypto_ceiling": {"ratio": ex / ceiling, "target": 0.8},
-            **({"batches_of_crypto_ceiling": {"ratio": mb(EX_BATCHES, mode) / ceiling, "target": 0.8}} if mode == "main" else {}),
+            **({"batches_of_crypto_ceiling": {"ratio": mb(EX_BATCHES, mode) / ceiling, "target": 0.8},
+                "arrow_batches_of_crypto_ceiling": {"ratio": mb(EX_ARROW, mode) / ceiling, "target": 0.8}} if mode == "main" else {}),
             "first_epoch_vs_best_clean_cache_peer": {"ratio": ex / mb(cold, mode), "peer": cold, "target": None},
             "steady_state_vs_best_warm_cache_peer": {"ratio": ex / mb(warm, mode), "peer": warm, "target": 0.5},
         }
@@ -379,7 +383,7 @@ def chart(results: dict[str, Any], path: str, workers: int) -> bool:
     except ImportError:
         return False
     groups = {EXASHARD: "exashard\nencrypted", f"{EXASHARD}, zero-copy": "exashard\nzero-copy",
-              EX_BATCHES: "exashard\nbatches", f"{EXASHARD}, shuffled": "exashard\nshuffled", WDS: "webdataset\nplain tar",
+              EX_BATCHES: "exashard\nbatches", EX_ARROW: "exashard\nArrow batches", f"{EXASHARD}, shuffled": "exashard\nshuffled", WDS: "webdataset\nplain tar",
               MDS_COLD: "mosaic zstd\nclean cache", MDS_WARM: "mosaic zstd\nwarm cache",
               LIT_COLD: "litdata zstd\nclean cache", LIT_WARM: "litdata zstd\nwarm cache",
               LIT_VIEWS: "litdata zstd\nwarm, views"}

@@ -54,7 +54,12 @@ def payload_bytes(sample: Any) -> int:
 
 
 def _count_batch(batch: Any) -> tuple[int, int]:
-    """(samples, payload) of a collated batch: dict of lists, or list of per-field lists."""
+    """(samples, payload) of a collated batch: dict of lists, list of per-field lists, or an
+    Arrow table (exashard's ``batch_format="arrow"``: field bytes read off its offsets)."""
+    if hasattr(batch, "num_rows"):
+        from exashard.shards.arrow import payload_bytes
+
+        return batch.num_rows, payload_bytes(batch)
     if isinstance(batch, dict):
         return len(batch["__key__"]), sum(len(x) for k, v in batch.items() if not k.startswith("__") for x in v)
     return len(batch[0]), sum(len(x) for col in batch[1:] for x in col)

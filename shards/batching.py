@@ -49,13 +49,15 @@ class _Batches(_IterBase):  # type: ignore[misc,valid-type]
     """What a DataLoader worker iterates for ``ShardLoader``: (batch index, end position,
     skipped samples, collated batch or None) for batches j = worker, worker + K, ..."""
 
-    def __init__(self, ds: ShardDataset, start: int, batch: int, collate: Callable[[list[Sample]], Any]) -> None:
-        self.ds, self.start, self.batch, self.collate = ds, start, batch, collate
+    def __init__(
+        self, ds: ShardDataset, start: int, batch: int, collate: Callable[[list[Sample]], Any], arrow: bool = False,
+    ) -> None:
+        self.ds, self.start, self.batch, self.collate, self.arrow = ds, start, batch, collate, arrow
 
     def __iter__(self) -> Iterator[tuple[int, int, int, Any]]:
         info = _worker_info()
         k, w = (1, 0) if info is None else (info.num_workers, info.id)
-        if self.collate is collate_lists:
+        if self.arrow or self.collate is collate_lists:
             yield from self._columns(k, w)
             return
         n, b = len(self.ds), self.batch
@@ -74,17 +76,22 @@ class _Batches(_IterBase):  # type: ignore[misc,valid-type]
             yield cur, min(n, self.start + (cur + 1) * b), skipped, self.collate(samples) if samples else None
 
     def _columns(self, k: int, w: int) -> Iterator[tuple[int, int, int, Any]]:
-        """The same batches, built from the dataset's runs of samples (``ShardDataset._runs``)."""
+        """The same batches, built from the dataset's runs of samples (``ShardDataset._runs``):
+        dicts of lists, or RecordBatches (``arrow``)."""
         n, b, start = len(self.ds), self.batch, self.start
+        if self.arrow:
+            from .arrow import join
+        else:
+            join = _join
         cur, pieces, skipped = -1, [], 0
-        for p, count, cols, sample in self.ds._walk(start, k, w, b, runs=True):
+        for p, count, cols, sample in self.ds._walk(start, k, w, b, runs=True, arrow=self.arrow):
             off = 0
             while off < count:  # a run may cross batch boundaries: cut it there
                 j = (p + off - start) // b
                 take = min(count - off, start + (j + 1) * b - (p + off))
                 if j != cur:
                     if cur >= 0:
-                        yield cur, min(n, start + (cur + 1) * b), skipped, _join(pieces) if pieces else None
+                        yield cur, min(n, start + (cur + 1) * b), skipped, join(pieces) if pieces else None
                     cur, pieces, skipped = j, [], 0
                 if sample is not None:
                     pieces.append((False, sample))
@@ -92,11 +99,13 @@ class _Batches(_IterBase):  # type: ignore[misc,valid-type]
                     skipped += take
                 elif take == count:
                     pieces.append((True, cols))
+                elif self.arrow:
+                    pieces.append((True, cols.slice(off, take)))
                 else:
                     pieces.append((True, {f: v[off : off + take] for f, v in cols.items()}))
                 off += take
         if cur >= 0:
-            yield cur, min(n, start + (cur + 1) * b), skipped, _join(pieces) if pieces else None
+            yield cur, min(n, start + (cur + 1) * b), skipped, join(pieces) if pieces else None
 
 
 class ShardLoader:
@@ -105,13 +114,17 @@ class ShardLoader:
     The resume position (samples delivered) is kept here, in the main process, so
     ``state_dict()`` taken after any batch resumes with no sample repeated or skipped,
     with any ``num_workers``. ``collate_fn`` turns a list of samples into a batch
-    (default: ``collate_lists``, built as columns without per-sample dicts); other
-    keyword arguments go to the DataLoader.
+    (default: ``collate_lists``, built as columns without per-sample dicts).
+    ``batch_format="arrow"`` gives each batch as a ``pyarrow.RecordBatch`` instead
+    (``__key__`` string column, one binary column per field, built without a Python
+    object per sample: see ``shards/arrow.py``). Other keyword arguments go to the
+    DataLoader.
     """
 
     def __init__(
         self, dataset: ShardDataset, batch_size: int = 1, *, num_workers: int = 0,
-        collate_fn: Callable[[list[Sample]], Any] | None = None, drop_last: bool = False, **dataloader_kwargs: Any,
+        collate_fn: Callable[[list[Sample]], Any] | None = None, drop_last: bool = False,
+        batch_format: str = "dict", **dataloader_kwargs: Any,
     ) -> None:
         if not isinstance(dataset, ShardDataset):
             raise ConfigError(f"ShardLoader needs a ShardDataset, got {type(dataset).__name__}")
@@ -122,10 +135,19 @@ class ShardLoader:
         bad = {"sampler", "batch_sampler", "shuffle"} & set(dataloader_kwargs)
         if bad:
             raise ConfigError(f"ShardLoader: {sorted(bad)} are not allowed: the order comes from the ShardDataset (shuffle=, seed=)")
+        if batch_format not in ("dict", "arrow"):
+            raise ConfigError(f"ShardLoader: batch_format must be 'dict' or 'arrow', got {batch_format!r}")
+        if batch_format == "arrow":
+            if collate_fn is not None:
+                raise ConfigError("ShardLoader: collate_fn and batch_format='arrow' exclude each other (Arrow batches are built without one)")
+            from .arrow import require
+
+            require()
         if num_workers and _IterBase is object:
             raise MissingDependencyError("ShardLoader(num_workers > 0) needs torch: pip install 'exashard[torch]'")
         self.dataset, self.batch_size, self.num_workers = dataset, batch_size, num_workers
         self.collate_fn = collate_fn or collate_lists
+        self.batch_format = batch_format
         self.drop_last = drop_last
         self.kwargs = dataloader_kwargs
         dataset.batch_size = batch_size
@@ -146,7 +168,7 @@ class ShardLoader:
     def __iter__(self) -> Iterator[Any]:
         ds = self.dataset
         start = ds._start()
-        stream = _Batches(ds, start, self.batch_size, self.collate_fn)
+        stream = _Batches(ds, start, self.batch_size, self.collate_fn, self.batch_format == "arrow")
         if self.num_workers == 0:
             items: Any = iter(stream)
         else:

@@ -243,15 +243,19 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
             self._drop(row, e)
             return None
 
-    def _walk(self, start: int, workers: int, worker: int, batch: int, track: bool = False, runs: bool = False) -> Iterator[Any]:
+    def _walk(
+        self, start: int, workers: int, worker: int, batch: int, track: bool = False, runs: bool = False,
+        arrow: bool = False,
+    ) -> Iterator[Any]:
         """(rank position, sample) from rank position ``start``; the sample is None where
         its shard was shredded (skipped). ``track``: samples only, skipped ones left out,
         and the resume position kept up to date. ``runs``: (rank position, count, columns,
-        sample) items instead, for the batch builder (see ``_runs``)."""
+        sample) items instead, for the batch builder (see ``_runs``); ``arrow``: their
+        columns as RecordBatches."""
         plan = self.plan()
         if start >= plan.per_rank:
             return
-        ex = _Loaders(self.threads, self.zero_copy, "exashard-load")
+        ex = _Loaders(self.threads, self.zero_copy or arrow, "exashard-load")  # arrow: no copying on this thread
         pool = _BufferPool()
         readers: dict[int, tuple[int, ShardReader | None]] = {}  # slot -> (window, reader)
         pending: deque[tuple[Block, list[tuple[int, int]], Any, dict[int, Future[Any]], int]] = deque()
@@ -276,7 +280,10 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
                         r = readers[u.slot][1]
                         if r is None:  # removed by a deletion request since the window opened
                             continue
-                        futs[k] = ex.submit(r.layout, u.frame, r._load, u.frame, pool)
+                        if arrow and locs is None:  # the frame's RecordBatch, built on the loading thread
+                            futs[k] = ex.submit(r.layout, u.frame, _arrow_frame, r, u, pool)
+                        else:
+                            futs[k] = ex.submit(r.layout, u.frame, r._load, u.frame, pool)
                         size += r.layout.d_sizes[u.frame]
                     pending.append((blk, pos, locs, futs, size))
                     in_flight += size
@@ -285,7 +292,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
                 blk, pos, locs, futs, size = pending.popleft()
                 self._revalidate(plan, blk, readers, checked)
                 if runs and locs is None:
-                    yield from self._runs(blk, pos, futs, readers, pool, plan.order)
+                    yield from self._runs(blk, pos, futs, readers, pool, plan.order, arrow)
                 else:
                     items = self._samples(blk, pos, locs, futs, readers, pool, track, plan.order)
                     yield from ((p, 1, None, d) for p, d in items) if runs else items
@@ -425,14 +432,20 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
     def _runs(
         self, blk: Block, pos: list[tuple[int, int]], futs: dict[int, Future[Any]],
         readers: dict[int, tuple[int, ShardReader | None]], pool: _BufferPool, plan_order: list[int],
+        arrow: bool = False,
     ) -> Iterator[tuple[int, int, Any, Any]]:
         """A one-unit, in-order block's positions as (first rank position, count, columns,
         None) per run of consecutive positions: ``columns`` maps each field to a list
         (``__key__`` first, then the members in stream order). A run whose samples differ in
         their fields comes sample by sample, as (rank position, 1, None, sample); a run of a
-        shard removed meanwhile as (rank position, count, None, None), skipped."""
-        c = self._frame_ctx(blk, 0, futs, readers, plan_order)
+        shard removed meanwhile as (rank position, count, None, None), skipped. ``arrow``:
+        columns are slices of the frame's RecordBatch (``arrow.frame_batch``), for every run."""
         first, n = blk.units[0].start, len(pos)
+        frame = c = None
+        if arrow:
+            frame = self._frame_result(blk, 0, futs, readers, plan_order)
+        else:
+            c = self._frame_ctx(blk, 0, futs, readers, plan_order)
         try:
             a = 0
             while a < n:
@@ -440,7 +453,9 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
                 b = n if pos[-1][0] - j == n - 1 - a and pos[-1][1] - p == n - 1 - a else a + 1
                 while b < n and pos[b][0] == j + b - a and pos[b][1] == p + b - a:
                     b += 1
-                if c is None:
+                if frame is not None:
+                    yield p, b - a, frame.slice(j, b - a), None
+                elif c is None:
                     self.skipped_samples += b - a
                     yield p, b - a, None, None
                 else:
@@ -454,31 +469,36 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
         finally:
             _retire(c, pool)
 
+    def _frame_result(
+        self, blk: Block, k: int, futs: dict[int, Future[Any]], readers: dict[int, tuple[int, ShardReader | None]],
+        plan_order: list[int],
+    ) -> Any:
+        """Unit ``k``'s loaded frame (what its future computed); None if its shard was removed
+        by a deletion request (skipped, warned)."""
+        u = blk.units[k]
+        r = None if u.frame < 0 else readers[u.slot][1]
+        if r is None or k not in futs:
+            return None
+        try:
+            return futs[k].result()
+        except (ShreddedError, NotFoundError) as e:  # deleted under us (remote file gone)
+            self._drop(self.rows[plan_order[u.slot]], e)
+            readers[u.slot] = (readers[u.slot][0], None)
+            return None
+
     def _frame_ctx(
         self, blk: Block, k: int, futs: dict[int, Future[Any]], readers: dict[int, tuple[int, ShardReader | None]],
         plan_order: list[int],
     ) -> tuple[Any, ...] | None:
         """What slicing unit ``k``'s samples needs: its decoded frame and index arrays; None
         if its shard was removed by a deletion request (skipped, warned)."""
+        content = self._frame_result(blk, k, futs, readers, plan_order)
+        if content is None:
+            return None
         u = blk.units[k]
-        r = None if u.frame < 0 else readers[u.slot][1]
-        if r is None or k not in futs:
-            return None
-        try:
-            content = futs[k].result()
-        except (ShreddedError, NotFoundError) as e:  # deleted under us (remote file gone)
-            self._drop(self.rows[plan_order[u.slot]], e)
-            readers[u.slot] = (readers[u.slot][0], None)
-            return None
-        if isinstance(content, bytes):
-            buf: Any = memoryview(content) if self.zero_copy else content
-            cut = None
-        else:
-            blocks, buf = content
-            cut = blocks.slice
-        ix = r.index
-        return (r.keys(), ix.sample_members, ix.exts, ix.member_ext, ix.member_offset, ix.member_size,
-                r.layout.d_offsets[u.frame], buf, cut)
+        r = readers[u.slot][1]
+        assert r is not None  # a reader dropped while its frame was in flight has no content
+        return _context(r, r.keys(), content, u.frame, self.zero_copy)
 
     # -- random access -------------------------------------------------------------------
 
@@ -557,6 +577,32 @@ def _columns(ctx: tuple[Any, ...], i: int, n: int, zero_copy: bool) -> dict[str,
                 vals = [v if type(v) is bytes else bytes(v) for v in vals]
         cols[exts[mext[m0 + q]]] = vals
     return cols
+
+
+def _context(r: ShardReader, keys: Any, content: Any, frame: int, zero_copy: bool) -> tuple[Any, ...]:
+    """(keys, sample ends, exts, member exts, offsets, sizes, frame base, buffer, cut): what
+    slicing samples out of one loaded frame needs (``cut`` None: slice ``buffer`` directly)."""
+    if isinstance(content, bytes):
+        buf: Any = memoryview(content) if zero_copy else content
+        cut = None
+    else:
+        blocks, buf = content
+        cut = blocks.slice
+    ix = r.index
+    return (keys, ix.sample_members, ix.exts, ix.member_ext, ix.member_offset, ix.member_size,
+            r.layout.d_offsets[frame], buf, cut)
+
+
+def _arrow_frame(r: ShardReader, u: Any, pool: _BufferPool) -> Any:
+    """Load unit ``u``'s frame and build its samples' RecordBatch (``arrow.frame_batch``),
+    on a loading thread; the batch holds copies, so the frame's buffer is recycled at once."""
+    from .arrow import frame_batch, shard_keys
+
+    ctx = _context(r, shard_keys(r), r._load(u.frame, pool), u.frame, False)
+    try:
+        return frame_batch(ctx, u.start, u.stop)
+    finally:
+        _retire(ctx, pool)
 
 
 def _retire(ctx: tuple[Any, ...] | None, pool: _BufferPool) -> None:

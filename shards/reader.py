@@ -100,27 +100,27 @@ class _BufferPool:
         return view
 
     def retire(self, view: memoryview) -> None:
-        """The reader is done with ``view``; its buffer returns once no consumer view is left."""
+        """The reader is done with ``view``; its buffer returns once no consumer view is left.
+        Any thread may retire (Arrow frame batches are built on the loading threads)."""
         with self._lock:
             buf = self._views.pop(id(view), None)
-        if buf is None:
-            return
-        try:
-            view.release()
-        except BufferError:  # re-exported by a consumer: never recycle it
-            return
-        self._retired.append(buf)
-        keep = []
-        for b in self._retired:
-            # references: the list, the loop name, getrefcount's argument; more means a live view
-            if sys.getrefcount(b) <= _BASE_REFS + 1:
-                with self._lock:
+            if buf is None:
+                return
+            try:
+                view.release()
+            except BufferError:  # re-exported by a consumer: never recycle it
+                return
+            self._retired.append(buf)
+            keep = []
+            for b in self._retired:
+                # references: the list, the loop name, getrefcount's argument; more means a live view
+                if sys.getrefcount(b) <= _BASE_REFS + 1:
                     if len(self._free) < 16:
                         self._free.append(b)
-            elif len(keep) < 8:
-                keep.append(b)
-        del b
-        self._retired = keep
+                elif len(keep) < 8:
+                    keep.append(b)
+            del b
+            self._retired = keep
 
 
 def _usable_cpus() -> int:

@@ -1,17 +1,21 @@
-"""ShardLoader's column batches: equal to collating the samples one by one, in every layout."""
+"""ShardLoader's column batches (dicts of lists, and Arrow tables): equal to collating the
+samples one by one, in every layout."""
 
 from __future__ import annotations
 
 import json
 import random
+import sys
 import warnings
 
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import exashard
 from exashard.shards import ShardWriter
+from exashard.shards.arrow import payload_bytes
 from exashard.shards.batching import collate_lists
 
 torch = pytest.importorskip("torch")
@@ -29,8 +33,8 @@ def _write(out: str, n: int, *, kind: str, encrypt: bool, seed: int = 0) -> list
         for i in range(n):
             k = f"s{i:05d}"
             s = {"__key__": k}
-            if kind == "raw":
-                s["bin"] = rnd.randbytes(rnd.choice([300, 5000, 20_000]))
+            if kind == "raw":  # now and then one past 128 KiB: it straddles two Raw blocks
+                s["bin"] = rnd.randbytes(150_000 if i % 97 == 50 else rnd.choice([300, 5000, 20_000]))
             else:
                 s["bin"] = bytes(rnd.randint(0, 3) for _ in range(rnd.randint(50, 900)))
             if kind != "mixed" or i % 7:
@@ -120,3 +124,85 @@ def test_column_batches_skip_a_shredded_shard_in_process(tmp_path):
     gone = set(keys[start : start + victim.samples])
     assert first + rest == [k for k in keys if k not in gone]
     assert ds.skipped_samples == victim.samples and ds.state_dict()["delivered"] == 60
+
+
+# -- Arrow batches (batch_format="arrow") --------------------------------------------------
+
+
+def _arrow(path: str, batch: int, *, workers: int = 0, **kw) -> list[dict]:
+    loader = exashard.ShardLoader(exashard.ShardDataset(path, **kw), batch_size=batch, num_workers=workers, batch_format="arrow")
+    out = []
+    for t in loader:
+        assert isinstance(t, pa.Table)
+        assert t.schema.field("__key__").type == pa.string() and t.column_names[0] == "__key__"
+        assert all(f.type == pa.binary() for f in t.schema if f.name != "__key__")
+        assert payload_bytes(t) == sum(len(v) for c in t.columns[1:] for v in c.to_pylist() if v is not None)
+        out.append(t.to_pydict())
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    which=st.sampled_from(["uniform-True", "mixed-True", "raw-False", "raw-True"]),
+    batch=st.integers(1, 70),
+    shuffle=st.booleans(),
+    seed=st.integers(0, 5),
+    world=st.integers(1, 3),
+    zero_copy=st.booleans(),
+    data=st.data(),
+)
+def test_arrow_batches_equal_dict_batches(datasets, which, batch, shuffle, seed, world, zero_copy, data):
+    """Arrow tables hold exactly the dict batches: same batches, same fields, null where
+    a sample lacks a field, no column for a field none of the batch's samples has."""
+    rank = data.draw(st.integers(0, world - 1))
+    kw = {"shuffle": shuffle, "seed": seed, "rank": rank, "world_size": world, "zero_copy": zero_copy}
+    assert _arrow(datasets[which], batch, **kw) == _batches(datasets[which], batch, **kw)
+
+
+def test_arrow_batches_from_workers_and_resume(datasets):
+    """Through 2 DataLoader workers the tables are the same; a state taken mid-epoch resumes
+    with the same remaining tables."""
+    path = datasets["mixed-True"]
+    whole = _arrow(path, 13)
+    assert whole == _batches(path, 13)
+    assert _arrow(path, 13, workers=2) == whole
+    assert any(None in b.get("json", []) for b in whole) and any("txt" in b for b in whole)
+    ds = exashard.ShardDataset(path)
+    loader = exashard.ShardLoader(ds, batch_size=13, batch_format="arrow")
+    it = iter(loader)
+    head = [next(it).to_pydict() for _ in range(5)]
+    ds2 = exashard.ShardDataset(path)
+    ds2.load_state_dict(loader.state_dict())
+    rest = [t.to_pydict() for t in exashard.ShardLoader(ds2, batch_size=13, batch_format="arrow")]
+    assert head + rest == whole
+
+
+def test_arrow_batches_skip_a_shredded_shard(tmp_path):
+    from exashard.privacy.keyops import shred
+
+    out = str(tmp_path / "ds")
+    keys = _write(out, 60, kind="raw", encrypt=True)
+    ds = exashard.ShardDataset(out, prefetch=0)
+    rows = ds.rows
+    it = iter(exashard.ShardLoader(ds, batch_size=10, batch_format="arrow"))
+    first = next(it).column("__key__").to_pylist()
+    victim = rows[2]
+    shred(out, [victim.id])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rest = [k for t in it for k in t.column("__key__").to_pylist()]
+    start = sum(r.samples for r in rows[:2])
+    gone = set(keys[start : start + victim.samples])
+    assert first + rest == [k for k in keys if k not in gone]
+    assert ds.skipped_samples == victim.samples
+
+
+def test_arrow_batch_format_errors(datasets, monkeypatch):
+    ds = exashard.ShardDataset(datasets["uniform-True"])
+    with pytest.raises(exashard.ConfigError, match="batch_format must be 'dict' or 'arrow', got 'polars'"):
+        exashard.ShardLoader(ds, batch_size=4, batch_format="polars")
+    with pytest.raises(exashard.ConfigError, match="collate_fn and batch_format='arrow'"):
+        exashard.ShardLoader(ds, batch_size=4, batch_format="arrow", collate_fn=collate_lists)
+    monkeypatch.setitem(sys.modules, "numpy", None)  # numpy not installed
+    with pytest.raises(exashard.MissingDependencyError, match=r"exashard\[arrow\]"):
+        exashard.ShardLoader(ds, batch_size=4, batch_format="arrow")
