@@ -204,9 +204,9 @@ def _layout(d_sizes: list[int]) -> Any:
     ],
 )
 def test_check_index_rejects_each_broken_array(field, at, value, message):
-    from exashard.shards.format import check_index
-
     from array import array
+
+    from exashard.shards.format import check_index
 
     ix = _index([(0, [("a", 5)]), (0, [("a", 3), ("b", 1)]), (1, [("b", 2)])])
     ix.frame_digest = array("Q", [0, 0])
