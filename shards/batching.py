@@ -77,7 +77,7 @@ class _Batches(_IterBase):  # type: ignore[misc,valid-type]
 
     def _columns(self, k: int, w: int) -> Iterator[tuple[int, int, int, Any]]:
         """The same batches, built from the dataset's runs of samples (``ShardDataset._runs``):
-        dicts of lists, or RecordBatches (``arrow``)."""
+        dicts of lists, or Arrow tables (``arrow``)."""
         n, b, start = len(self.ds), self.batch, self.start
         if self.arrow:
             from .arrow import join
@@ -115,7 +115,7 @@ class ShardLoader:
     ``state_dict()`` taken after any batch resumes with no sample repeated or skipped,
     with any ``num_workers``. ``collate_fn`` turns a list of samples into a batch
     (default: ``collate_lists``, built as columns without per-sample dicts).
-    ``batch_format="arrow"`` gives each batch as a ``pyarrow.RecordBatch`` instead
+    ``batch_format="arrow"`` gives each batch as a ``pyarrow.Table`` instead
     (``__key__`` string column, one binary column per field, built without a Python
     object per sample: see ``shards/arrow.py``). Other keyword arguments go to the
     DataLoader.
