@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from array import array
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
@@ -22,6 +21,7 @@ from ..errors import ConfigError, NotFoundError, ShreddedError
 from . import storage
 from .cache import ShardCache
 from .format import frame_ranges
+from .frames import arrow_frame, columns, context, retire, sample
 from .manifest import Manifest, ShardIndex, open_manifest
 from .ops import open_shard
 from .order import Block, EpochPlan
@@ -281,7 +281,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
                         if r is None:  # removed by a deletion request since the window opened
                             continue
                         if arrow and locs is None:  # the frame's RecordBatch, built on the loading thread
-                            futs[k] = ex.submit(r.layout, u.frame, _arrow_frame, r, u, pool)
+                            futs[k] = ex.submit(r.layout, u.frame, arrow_frame, r, u, pool)
                         else:
                             futs[k] = ex.submit(r.layout, u.frame, r._load, u.frame, pool)
                         size += r.layout.d_sizes[u.frame]
@@ -377,7 +377,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
         try:
             if locs is None and track and pos and pos[-1][0] - pos[0][0] == len(pos) - 1:
                 # the plain in-process case (one frame, in order, every position ours). This loop
-                # repeats _sample without its call and the general loop's per-sample tuple
+                # repeats frames.sample without its call and the general loop's per-sample tuple
                 # unpacking and context lookup: ~12% less time per small sample, measured; keep
                 # the two in step
                 c = ctx[0] = self._frame_ctx(blk, 0, futs, readers, plan_order)
@@ -419,7 +419,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
                     else:
                         yield p, None
                     continue
-                d = _sample(c, i, zero_copy)
+                d = sample(c, i, zero_copy)
                 if track:
                     self._delivered = p + 1
                     yield d
@@ -427,7 +427,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
                     yield p, d
         finally:
             for c in ctx.values():
-                _retire(c, pool)
+                retire(c, pool)
 
     def _runs(
         self, blk: Block, pos: list[tuple[int, int]], futs: dict[int, Future[Any]],
@@ -459,15 +459,15 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
                     self.skipped_samples += b - a
                     yield p, b - a, None, None
                 else:
-                    cols = _columns(c, first + j, b - a, self.zero_copy)
+                    cols = columns(c, first + j, b - a, self.zero_copy)
                     if cols is not None:
                         yield p, b - a, cols, None
                     else:
                         for k in range(a, b):
-                            yield pos[k][1], 1, None, _sample(c, first + pos[k][0], self.zero_copy)
+                            yield pos[k][1], 1, None, sample(c, first + pos[k][0], self.zero_copy)
                 a = b
         finally:
-            _retire(c, pool)
+            retire(c, pool)
 
     def _frame_result(
         self, blk: Block, k: int, futs: dict[int, Future[Any]], readers: dict[int, tuple[int, ShardReader | None]],
@@ -498,7 +498,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
         u = blk.units[k]
         r = readers[u.slot][1]
         assert r is not None  # a reader dropped while its frame was in flight has no content
-        return _context(r, r.keys(), content, u.frame, self.zero_copy)
+        return context(r, r.keys(), content, u.frame, self.zero_copy)
 
     # -- random access -------------------------------------------------------------------
 
@@ -554,76 +554,6 @@ class _Rows(Sequence[Any]):
         if not 0 <= i < n:
             raise IndexError(f"shard position {i} out of range ({n} shards)")
         return self.index.row(i)
-
-
-def _columns(ctx: tuple[Any, ...], i: int, n: int, zero_copy: bool) -> dict[str, list[Any]] | None:
-    """Samples ``i .. i+n-1`` of one decoded frame as columns, or None unless every one of
-    them has the same members in the same order (then the caller goes sample by sample)."""
-    keys, ends, exts, mext, moff, msz, base, buf, cut = ctx
-    m0, m1 = (ends[i - 1] if i else 0), ends[i + n - 1]
-    e = ends[i] - m0
-    if m1 - m0 != e * n:
-        return None
-    if e and (mext[m0:m1] != mext[m0 : m0 + e] * n or ends[i : i + n] != array(ends.typecode, range(m0 + e, m1 + 1, e))):
-        return None  # (array comparisons: no Python loop over the samples)
-    cols: dict[str, list[Any]] = {"__key__": keys[i : i + n]}
-    for q in range(e):
-        offs, sizes = moff[m0 + q : m1 : e], msz[m0 + q : m1 : e]
-        if cut is None:
-            vals = [buf[o - base : o - base + z] for o, z in zip(offs, sizes)]
-        else:
-            vals = [cut(buf, o - base, z) for o, z in zip(offs, sizes)]
-            if not zero_copy:
-                vals = [v if type(v) is bytes else bytes(v) for v in vals]
-        cols[exts[mext[m0 + q]]] = vals
-    return cols
-
-
-def _context(r: ShardReader, keys: Any, content: Any, frame: int, zero_copy: bool) -> tuple[Any, ...]:
-    """(keys, sample ends, exts, member exts, offsets, sizes, frame base, buffer, cut): what
-    slicing samples out of one loaded frame needs (``cut`` None: slice ``buffer`` directly)."""
-    if isinstance(content, bytes):
-        buf: Any = memoryview(content) if zero_copy else content
-        cut = None
-    else:
-        blocks, buf = content
-        cut = blocks.slice
-    ix = r.index
-    return (keys, ix.sample_members, ix.exts, ix.member_ext, ix.member_offset, ix.member_size,
-            r.layout.d_offsets[frame], buf, cut)
-
-
-def _arrow_frame(r: ShardReader, u: Any, pool: _BufferPool) -> Any:
-    """Load unit ``u``'s frame and build its samples' RecordBatch (``arrow.frame_batch``),
-    on a loading thread; the batch holds copies, so the frame's buffer is recycled at once."""
-    from .arrow import frame_batch, shard_keys
-
-    ctx = _context(r, shard_keys(r), r._load(u.frame, pool), u.frame, False)
-    try:
-        return frame_batch(ctx, u.start, u.stop)
-    finally:
-        _retire(ctx, pool)
-
-
-def _retire(ctx: tuple[Any, ...] | None, pool: _BufferPool) -> None:
-    """Done slicing a frame: a pooled read buffer (Raw-block frames) is recycled once no
-    consumer view of it is left."""
-    if ctx is not None and ctx[8] is not None and isinstance(ctx[7], memoryview):
-        pool.retire(ctx[7])
-
-
-def _sample(ctx: tuple[Any, ...], i: int, zero_copy: bool) -> Sample:
-    """Sample ``i`` of one decoded frame (``_samples``' in-order loop builds it inline)."""
-    keys, ends, exts, mext, moff, msz, base, buf, cut = ctx
-    d: Sample = {"__key__": keys[i]}
-    for m in range(ends[i - 1] if i else 0, ends[i]):
-        o = moff[m] - base
-        if cut is None:
-            d[exts[mext[m]]] = buf[o : o + msz[m]]
-        else:
-            v = cut(buf, o, msz[m])
-            d[exts[mext[m]]] = v if zero_copy or type(v) is bytes else bytes(v)
-    return d
 
 
 class ShardMapDataset(_MapBase):  # type: ignore[misc,valid-type]
