@@ -37,7 +37,7 @@ def require() -> None:
 
 def shard_keys(reader: Any) -> Any:
     """The shard's keys as an Arrow string array over its index's key blob (built once per reader)."""
-    keys = getattr(reader, "_arrow_keys", None)
+    keys = reader._arrow_keys
     if keys is None:
         import numpy as np
 

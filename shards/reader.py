@@ -197,6 +197,7 @@ class ShardReader:
         self._authenticated = bool(getattr(source, "authenticated", False))
         self.layout, self.index, self._trailer = self._load_trailer(index_offset, index_size)
         self._keys: list[str] | None = None
+        self._arrow_keys: Any = None  # arrow.shard_keys: an Arrow view of the key blob, built once
         self._by_key: dict[str, int] | None = None
 
     @classmethod
