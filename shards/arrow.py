@@ -18,13 +18,13 @@ rows instead; the result is the same (``tests/test_arrow.py`` compares them).
 
 from __future__ import annotations
 
-from array import array
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import MissingDependencyError
+from .frames import sample, uniform
 
 
 def require() -> None:
@@ -61,13 +61,10 @@ def frame_batch(ctx: tuple[Any, ...], i0: int, i1: int) -> Any:
     n = i1 - i0
     if n <= 0:
         return pa.RecordBatch.from_arrays([keys.slice(i0, 0)], names=["__key__"])
-    m0, m1 = (ends[i0 - 1] if i0 else 0), ends[i1 - 1]
-    e = ends[i0] - m0
-    uniform = m1 - m0 == e * n and (
-        not e or (mext[m0:m1] == mext[m0 : m0 + e] * n and ends[i0:i1] == array(ends.typecode, range(m0 + e, m1 + 1, e)))
-    )
-    if not uniform or len(buf) >= 1 << 31:
+    shape = uniform(ends, mext, i0, n)
+    if shape is None or len(buf) >= 1 << 31:
         return _rows_batch(ctx, i0, i1)
+    m0, m1, e = shape
     k = m1 - m0
     names, cols = ["__key__"], [keys.slice(i0, n)]
     if not k:
@@ -93,15 +90,10 @@ def frame_batch(ctx: tuple[Any, ...], i0: int, i1: int) -> Any:
 
 def _rows_batch(ctx: tuple[Any, ...], i0: int, i1: int) -> Any:
     """``frame_batch`` for a frame whose samples differ in their fields: sample by sample."""
-    keys, ends, exts, mext, moff, msz, base, buf, cut = ctx
-    rows: list[dict[str, Any]] = []
-    for i in range(i0, i1):
-        row: dict[str, Any] = {}
-        for m in range(ends[i - 1] if i else 0, ends[i]):
-            o = moff[m] - base
-            row[exts[mext[m]]] = buf[o : o + msz[m]] if cut is None else cut(buf, o, msz[m])
-        rows.append(row)
-    return _columns(keys.slice(i0, i1 - i0), rows)
+    rows = [sample(ctx, i, True) for i in range(i0, i1)]
+    for row in rows:
+        del row["__key__"]  # (an Arrow scalar here: the column comes from the key array)
+    return _columns(ctx[0].slice(i0, i1 - i0), rows)
 
 
 def _columns(keys: Any, rows: list[dict[str, Any]]) -> Any:

@@ -56,11 +56,10 @@ def _pa() -> tuple[Any, Any, dict[str, Any]]:
     return pa, pc, {"H": pa.uint16(), "I": pa.uint32(), "Q": pa.uint64()}
 
 
-def _arrow(a: array | memoryview, code: str = "") -> Any:
-    """An Arrow view (no copy) of an unsigned ``array`` or of a machine-order memoryview."""
+def _arrow(a: array) -> Any:
+    """An Arrow view (no copy) of an unsigned ``array``."""
     pa, _, types = _pa()
-    code = code or a.typecode  # type: ignore[union-attr]
-    return pa.Array.from_buffers(types[code], len(a), [None, pa.py_buffer(a)])
+    return pa.Array.from_buffers(types[a.typecode], len(a), [None, pa.py_buffer(a)])
 
 
 def nondecreasing(a: array) -> bool:

@@ -14,16 +14,27 @@ from typing import Any
 from .reader import Sample, ShardReader, _BufferPool
 
 
-def columns(ctx: tuple[Any, ...], i: int, n: int, zero_copy: bool) -> dict[str, list[Any]] | None:
-    """Samples ``i .. i+n-1`` of one decoded frame as columns, or None unless every one of
-    them has the same members in the same order (then the caller goes sample by sample)."""
-    keys, ends, exts, mext, moff, msz, base, buf, cut = ctx
+def uniform(ends: array, mext: array, i: int, n: int) -> tuple[int, int, int] | None:
+    """(first member, member stop, members per sample) of samples ``i .. i+n-1`` (n >= 1) if
+    every one of them has the same members in the same order, else None (array
+    comparisons: no Python loop over the samples)."""
     m0, m1 = (ends[i - 1] if i else 0), ends[i + n - 1]
     e = ends[i] - m0
     if m1 - m0 != e * n:
         return None
     if e and (mext[m0:m1] != mext[m0 : m0 + e] * n or ends[i : i + n] != array(ends.typecode, range(m0 + e, m1 + 1, e))):
-        return None  # (array comparisons: no Python loop over the samples)
+        return None
+    return m0, m1, e
+
+
+def columns(ctx: tuple[Any, ...], i: int, n: int, zero_copy: bool) -> dict[str, list[Any]] | None:
+    """Samples ``i .. i+n-1`` of one decoded frame as columns, or None unless every one of
+    them has the same members in the same order (then the caller goes sample by sample)."""
+    keys, ends, exts, mext, moff, msz, base, buf, cut = ctx
+    shape = uniform(ends, mext, i, n)
+    if shape is None:
+        return None
+    m0, m1, e = shape
     cols: dict[str, list[Any]] = {"__key__": keys[i : i + n]}
     for q in range(e):
         offs, sizes = moff[m0 + q : m1 : e], msz[m0 + q : m1 : e]
