@@ -123,6 +123,26 @@ class EncryptingWriter:
         self.closed = True
 
 
+_CACHED_SEGMENTS = 4
+_scratch_free: list[bytearray] = []
+_scratch_lock = threading.Lock()
+
+
+def _take_scratch(size: int) -> bytearray:
+    """A ciphertext buffer of at least ``size`` bytes, recycled across reads and shards."""
+    with _scratch_lock:
+        for j, b in enumerate(_scratch_free):
+            if len(b) >= size:
+                return _scratch_free.pop(j)
+    return bytearray(max(size, 4 << 20))
+
+
+def _give_scratch(buf: bytearray) -> None:
+    with _scratch_lock:
+        if len(_scratch_free) < 4:
+            _scratch_free.append(buf)
+
+
 class DecryptingSource:
     """A ``RangeSource`` of plaintext over a ``RangeSource`` of an encrypted shard.
 
@@ -156,9 +176,10 @@ class DecryptingSource:
         self.size = body - TAG * n
         if self.size < 0 or (n > 1 and body - (n - 1) * (seg + TAG) <= TAG):
             raise IntegrityError(f"{self.name}: {stored.size} bytes is not a whole number of segments (truncated?)")
-        self._cache: tuple[int, bytes] | None = None
+        # partly read segments, a few: a frame's last segment is mostly the next frame's first,
+        # and two loading threads read neighbouring frames at once
+        self._cache: dict[int, bytes] = {}
         self._lock = threading.Lock()
-        self._scratch = threading.local()
 
     def _decrypt(self, k: int, ct: bytes | memoryview, out: memoryview | None = None) -> bytes | None:
         nonce = _nonce(self._prefix, k, k == self.segments - 1)
@@ -175,12 +196,14 @@ class DecryptingSource:
 
     def _segment(self, k: int, ct: bytes | memoryview) -> bytes:
         with self._lock:
-            if self._cache is not None and self._cache[0] == k:
-                return self._cache[1]
-        pt = self._decrypt(k, ct)
-        assert pt is not None
-        with self._lock:
-            self._cache = (k, pt)
+            pt = self._cache.get(k)
+        if pt is None:
+            pt = self._decrypt(k, ct)
+            assert pt is not None
+            with self._lock:
+                self._cache[k] = pt
+                if len(self._cache) > _CACHED_SEGMENTS:
+                    del self._cache[next(iter(self._cache))]
         return pt
 
     def read_into(self, offset: int, buf: memoryview) -> int:
@@ -193,18 +216,23 @@ class DecryptingSource:
         c0 = HEADER_SIZE + first * stride
         c1 = min(self.stored.size, HEADER_SIZE + (last + 1) * stride)
         fill = getattr(self.stored, "read_into", None)
-        if fill is not None:  # ciphertext into a per-thread scratch buffer: no fresh pages per read
-            scratch = getattr(self._scratch, "buf", None)
-            if scratch is None or len(scratch) < c1 - c0:
-                scratch = self._scratch.buf = bytearray(max(c1 - c0, 4 << 20))
+        if fill is None:
+            ct: bytes | bytearray = self.stored.read(c0, c1 - c0)
+            return self._open_into(offset, length, buf, memoryview(ct), len(ct), c0, first, last)
+        scratch = _take_scratch(c1 - c0)  # ciphertext into a recycled buffer: no fresh pages per read
+        try:
             cmv = memoryview(scratch)[: c1 - c0]
-            got = fill(c0, cmv)
-        else:
-            ct = self.stored.read(c0, c1 - c0)
-            got, cmv = len(ct), memoryview(ct)
-        if got != c1 - c0:
+            return self._open_into(offset, length, buf, cmv, fill(c0, cmv), c0, first, last)
+        finally:
+            _give_scratch(scratch)
+
+    def _open_into(self, offset: int, length: int, buf: memoryview, cmv: memoryview, got: int, c0: int, first: int, last: int) -> int:
+        """``read_into`` once the ciphertext of segments ``first .. last`` (from stored offset
+        ``c0``) is in ``cmv``: ``got`` bytes of the ``len(cmv)`` wanted."""
+        seg, stride = self.segment_size, self.segment_size + TAG
+        ct_len = len(cmv)
+        if got != ct_len:
             raise IntegrityError(f"{self.name}: encrypted shard truncated at offset {c0 + got}")
-        ct_len = c1 - c0
         pos = 0
         for k in range(first, last + 1):
             cstart = (k - first) * stride

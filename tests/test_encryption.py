@@ -6,8 +6,10 @@ import hashlib
 import io
 import json
 import os
+import random
 import shutil
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,15 @@ class MemSource:
         pass
 
 
+class FillSource(MemSource):
+    """A stored source that fills buffers (as local files do): ciphertext lands in recycled scratch."""
+
+    def read_into(self, offset: int, buf: memoryview) -> int:
+        chunk = self.data[offset : offset + len(buf)]
+        buf[: len(chunk)] = chunk
+        return len(chunk)
+
+
 def seal(plain: bytes, key=b"k" * 32, seg=4096, ds="ds", shard="s", **kw) -> bytes:
     out = io.BytesIO()
     w = EncryptingWriter(out, key, dataset_id=ds, shard_id=shard, segment_size=seg, **kw)
@@ -47,13 +58,13 @@ def seal(plain: bytes, key=b"k" * 32, seg=4096, ds="ds", shard="s", **kw) -> byt
 
 
 @settings(max_examples=60, deadline=None)
-@given(size=st.integers(0, 40_000), seg=st.sampled_from([4096, 5000, 65536]), data=st.data())
-def test_stream_roundtrip_random_ranges(size, seg, data):
+@given(size=st.integers(0, 40_000), seg=st.sampled_from([4096, 5000, 65536]), fill=st.booleans(), data=st.data())
+def test_stream_roundtrip_random_ranges(size, seg, fill, data):
     plain = os.urandom(size)
     ct = seal(plain, seg=seg)
     n = max(1, -(-size // seg))
     assert len(ct) == HEADER_SIZE + size + TAG * n
-    src = DecryptingSource(MemSource(ct), b"k" * 32, dataset_id="ds", shard_id="s")
+    src = DecryptingSource((FillSource if fill else MemSource)(ct), b"k" * 32, dataset_id="ds", shard_id="s")
     assert src.size == size and src.segments == n
     for _ in range(5):
         a = data.draw(st.integers(0, size))
@@ -61,6 +72,44 @@ def test_stream_roundtrip_random_ranges(size, seg, data):
         assert src.read(a, b - a) == plain[a:b]
         buf = bytearray(b - a)
         assert src.read_into(a, memoryview(buf)) == b - a and bytes(buf) == plain[a:b]
+
+
+def test_neighbouring_ranges_decrypt_each_segment_once():
+    """Frames rarely end on a segment boundary: the segment two neighbouring reads share is
+    decrypted once, also when a second reader interleaves its own neighbouring reads."""
+    seg, plain = 4096, os.urandom(4096 * 40)
+    src = DecryptingSource(FillSource(seal(plain, seg=seg)), b"k" * 32, dataset_id="ds", shard_id="s")
+    opened: list[int] = []
+    decrypt = src._decrypt
+    src._decrypt = lambda k, ct, out=None: (opened.append(k), decrypt(k, ct, out))[1]
+    step = 3000  # two interleaved runs of consecutive 3000-byte ranges, as two loading threads read
+    for a in range(0, 20 * seg - step, step):
+        for off in (a, 20 * seg + a):
+            buf = bytearray(min(step, len(plain) - off))
+            assert src.read_into(off, memoryview(buf)) == len(buf) and bytes(buf) == plain[off : off + len(buf)]
+    assert sorted(opened) == list(range(40))
+
+
+def test_concurrent_readers_share_scratch_buffers_safely():
+    """Ciphertext scratch buffers are shared by every source in the process: many threads
+    reading many sources at once each get exactly their own bytes."""
+    plains = [os.urandom(50_000 + 777 * i) for i in range(3)]
+    srcs = [DecryptingSource(FillSource(seal(p, seg=5000, shard=f"s{i}")), b"k" * 32, dataset_id="ds", shard_id=f"s{i}")
+            for i, p in enumerate(plains)]
+
+    def work(seed: int) -> int:
+        rnd = random.Random(seed)
+        for _ in range(300):
+            i = rnd.randrange(3)
+            a = rnd.randrange(len(plains[i]))
+            b = min(len(plains[i]), a + rnd.randrange(1, 20_000))
+            buf = bytearray(b - a)
+            assert srcs[i].read_into(a, memoryview(buf)) == b - a
+            assert bytes(buf) == plains[i][a:b], (seed, i, a, b)
+        return seed
+
+    with ThreadPoolExecutor(6) as ex:
+        assert sorted(ex.map(work, range(12))) == list(range(12))
 
 
 def test_known_answer_vector():
