@@ -51,7 +51,7 @@ def columns(ctx: tuple[Any, ...], i: int, n: int, zero_copy: bool) -> dict[str, 
 def context(r: ShardReader, keys: Any, content: Any, frame: int, zero_copy: bool) -> tuple[Any, ...]:
     """(keys, sample ends, exts, member exts, offsets, sizes, frame base, buffer, cut): what
     slicing samples out of one loaded frame needs (``cut`` None: slice ``buffer`` directly)."""
-    if isinstance(content, bytes):
+    if not isinstance(content, tuple):  # bytes, or a pool buffer it was decompressed into (a memoryview)
         buf: Any = memoryview(content) if zero_copy else content
         cut = None
     else:
@@ -67,11 +67,15 @@ def arrow_frame(r: ShardReader, u: Any, pool: _BufferPool) -> Any:
     on a loading thread; the batch holds copies, so the frame's buffer is recycled at once."""
     from .arrow import frame_batch, shard_keys
 
-    ctx = context(r, shard_keys(r), r._load(u.frame, pool), u.frame, False)
+    content = r._load(u.frame, pool, pooled=True)
+    ctx = context(r, shard_keys(r), content, u.frame, False)
     try:
         return frame_batch(ctx, u.start, u.stop)
     finally:
-        retire(ctx, pool)
+        del ctx
+        buf = content[1] if isinstance(content, tuple) else content
+        if isinstance(buf, memoryview):  # the batch holds copies: the buffer is free again
+            pool.retire(buf)
 
 
 def retire(ctx: tuple[Any, ...] | None, pool: _BufferPool) -> None:

@@ -31,7 +31,7 @@ from .format import (
     seek_table_size,
 )
 from .tar import iter_members
-from .zframe import RawBlocks, frame_digest, raw_blocks
+from .zframe import RawBlocks, frame_digest, frame_length, raw_blocks
 
 Sample = dict[str, Any]
 _TAIL = 64 * 1024
@@ -64,6 +64,20 @@ def _decompress_growing(raw: bytes | memoryview, size: int) -> bytes:
     return b"".join(chunks)
 
 
+def _decompress_into(raw: bytes | memoryview, out: memoryview) -> int:
+    """The one frame ``raw`` holds, into ``out``; the bytes it produced (``len(out)``: at least
+    that many). Give ``out`` a byte to spare, so that a frame that fits runs to its end (its
+    checksum checked)."""
+    reader = _dctx().stream_reader(raw)
+    got = reader.readinto(out)
+    while got < len(out):
+        n = reader.readinto(out[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
 def _content_bytes(content: bytes | tuple[RawBlocks, bytes]) -> bytes:
     if isinstance(content, bytes):
         return content
@@ -85,15 +99,16 @@ class _BufferPool:
         self._retired: list[bytearray] = []
         self._lock = threading.Lock()
 
-    def take(self, size: int) -> memoryview:
+    def take(self, size: int, spare: int = 0) -> memoryview:
+        """A view of ``size`` bytes of a free buffer, which has ``spare`` bytes more after them."""
         with self._lock:
             buf = None
             for j, b in enumerate(self._free):
-                if len(b) >= size:
+                if len(b) >= size + spare:
                     buf = self._free.pop(j)
                     break
         if buf is None:
-            buf = bytearray(max(size, 1 << 20))
+            buf = bytearray(max(size + spare, 1 << 20))
         view = memoryview(buf)[:size]
         with self._lock:
             self._views[id(view)] = buf
@@ -292,19 +307,29 @@ class ShardReader:
         lay = self.layout
         off, size = lay.c_offsets[i], lay.c_sizes[i]
         read_into = getattr(self.source, "read_into", None)
-        if pool is not None and read_into is not None:
-            raw: bytes | memoryview = pool.take(size)
+        if pool is None or read_into is None:
+            raw: bytes | memoryview = self._read_exact(off, size, f"frame {i}")
+            self._check_frame(raw, i)
+            return raw
+        raw = pool.take(size)
+        try:
             got = read_into(off, raw)
             if got != size:
                 raise IntegrityError(f"{self.name}: frame {i} at offset {off}: wanted {size} bytes, got {got} (truncated shard?)")
-        else:
-            raw = self._read_exact(off, size, f"frame {i}")
-        if not self._authenticated and frame_digest(raw) != self.index.frame_digest[i]:
-            raise IntegrityError(f"{self.name}: frame {i} at offset {off}: checksum mismatch")
+            self._check_frame(raw, i)
+        except BaseException:
+            pool.retire(raw)  # the buffer goes back, whatever stopped the read
+            raise
         return raw
 
-    def _frame_content(self, raw: bytes | memoryview, i: int) -> bytes | tuple[RawBlocks, bytes | memoryview]:
-        """A Raw-block frame as (block map, stored bytes), served without a copy; else decompressed."""
+    def _check_frame(self, raw: bytes | memoryview, i: int) -> None:
+        if not self._authenticated and frame_digest(raw) != self.index.frame_digest[i]:
+            raise IntegrityError(f"{self.name}: frame {i} at offset {self.layout.c_offsets[i]}: checksum mismatch")
+
+    def _frame_content(self, raw: bytes | memoryview, i: int, pool: _BufferPool | None = None) -> Any:
+        """A Raw-block frame as (block map, stored bytes), served without a copy; else
+        decompressed: into new ``bytes``, or with a ``pool`` into one of its buffers (a
+        ``memoryview``: the caller retires it)."""
         lay = self.layout
         where = f"{self.name}: frame {i} at offset {lay.c_offsets[i]}"
         blocks = raw_blocks(raw, where)
@@ -318,21 +343,39 @@ class ShardReader:
             raise IntegrityError(f"{where}: not a zstd frame ({e})") from None
         if params.content_size != lay.d_sizes[i]:
             raise IntegrityError(f"{where}: holds {params.content_size} bytes, seek table says {lay.d_sizes[i]}")
+        end = frame_length(raw, where)  # one whole frame, nothing after it: as Raw-block frames
+        if end != len(raw):
+            raise IntegrityError(f"{where}: zstd frame is {len(raw)} bytes but its blocks end at {end}")
+        big = params.content_size > max(_ONE_SHOT_FLOOR, _ONE_SHOT_RATIO * len(raw))
+        out: bytes | memoryview = b""
         try:
-            if params.content_size > max(_ONE_SHOT_FLOOR, _ONE_SHOT_RATIO * len(raw)):
-                out = _decompress_growing(raw, params.content_size)
+            if pool is not None and not big:
+                out = pool.take(params.content_size, spare=1)
+                got = _decompress_into(raw, memoryview(out.obj)[: params.content_size + 1])
             else:
-                out = _dctx().decompress(raw)
-        except zstandard.ZstdError as e:
-            raise IntegrityError(f"{where}: corrupt ({e})") from None
-        if len(out) != lay.d_sizes[i]:
-            raise IntegrityError(f"{where}: decompressed to {len(out)} bytes, expected {lay.d_sizes[i]}")
+                out = _decompress_growing(raw, params.content_size) if big else _dctx().decompress(raw)
+                got = len(out)
+            if got != lay.d_sizes[i]:
+                raise IntegrityError(f"{where}: decompressed to {got} bytes, expected {lay.d_sizes[i]}")
+        except BaseException as e:
+            if isinstance(out, memoryview):
+                pool.retire(out)  # type: ignore[union-attr]
+            if isinstance(e, zstandard.ZstdError):
+                raise IntegrityError(f"{where}: corrupt ({e})") from None
+            raise
         return out
 
-    def _load(self, i: int, pool: _BufferPool | None = None) -> bytes | tuple[RawBlocks, bytes | memoryview]:
+    def _load(self, i: int, pool: _BufferPool | None = None, pooled: bool = False) -> Any:
+        """Frame ``i``'s content (``_frame_content``), its stored bytes read through ``pool``;
+        ``pooled``: decompressed into a ``pool`` buffer too."""
         raw = self._read_frame(i, pool)
-        content = self._frame_content(raw, i)
-        if pool is not None and isinstance(content, bytes) and isinstance(raw, memoryview):
+        try:
+            content = self._frame_content(raw, i, pool if pooled else None)
+        except BaseException:
+            if pool is not None and isinstance(raw, memoryview):
+                pool.retire(raw)
+            raise
+        if pool is not None and not isinstance(content, tuple) and isinstance(raw, memoryview):
             pool.retire(raw)  # decompressed into new bytes: the read buffer is free again
         return content
 

@@ -109,11 +109,8 @@ def _u(buf: bytes | memoryview, pos: int, n: int) -> int:
     return int.from_bytes(buf[pos : pos + n], "little")
 
 
-def raw_blocks(frame: bytes | memoryview, where: str) -> RawBlocks | None:
-    """The block map if every block of this zstd frame is Raw, else None (decompress it).
-
-    Raises ``IntegrityError`` if the frame's structure is not a complete single frame.
-    """
+def _header(frame: bytes | memoryview, where: str) -> tuple[int, int | None, int]:
+    """(where the first block header starts, declared content size or None, checksum length)."""
     n = len(frame)
     if n < 6 or bytes(frame[:4]) != ZSTD_MAGIC:
         raise IntegrityError(f"{where}: not a zstd frame")
@@ -126,14 +123,43 @@ def raw_blocks(frame: bytes | memoryview, where: str) -> RawBlocks | None:
     fcs = _u(frame, pos, fcs_len) if fcs_len else None
     if fcs_len == 2 and fcs is not None:
         fcs += 256
-    pos += fcs_len
+    return pos + fcs_len, fcs, 4 * checksum
+
+
+def _block(frame: bytes | memoryview, pos: int, where: str) -> tuple[int, int, int]:
+    """(last, type, size field) of the block header at ``pos``."""
+    if pos + 3 > len(frame):
+        raise IntegrityError(f"{where}: zstd frame truncated in a block header")
+    hdr = frame[pos] | (frame[pos + 1] << 8) | (frame[pos + 2] << 16)
+    return hdr & 1, (hdr >> 1) & 3, hdr >> 3
+
+
+def frame_length(frame: bytes | memoryview, where: str) -> int:
+    """Stored length of the zstd frame at the start of ``frame``, from its block headers (no
+    decoding). Raises ``IntegrityError`` if a block header is reserved or runs past the end."""
+    pos, _, checksum = _header(frame, where)
+    while True:
+        last, btype, bsize = _block(frame, pos, where)
+        if btype == 3:
+            raise IntegrityError(f"{where}: zstd block of the reserved type at offset {pos}")
+        pos += 3 + (1 if btype == 1 else bsize)  # an RLE block stores one byte
+        if pos > len(frame):
+            raise IntegrityError(f"{where}: zstd block overruns the frame")
+        if last:
+            return pos + checksum
+
+
+def raw_blocks(frame: bytes | memoryview, where: str) -> RawBlocks | None:
+    """The block map if every block of this zstd frame is Raw, else None (decompress it).
+
+    Raises ``IntegrityError`` if the frame's structure is not a complete single frame.
+    """
+    n = len(frame)
+    pos, fcs, checksum = _header(frame, where)
     content_starts, stored_starts, sizes = [], [], []
     content = 0
     while True:
-        if pos + 3 > n:
-            raise IntegrityError(f"{where}: zstd frame truncated in a block header")
-        hdr = frame[pos] | (frame[pos + 1] << 8) | (frame[pos + 2] << 16)
-        last, btype, bsize = hdr & 1, (hdr >> 1) & 3, hdr >> 3
+        last, btype, bsize = _block(frame, pos, where)
         if btype != 0:
             return None
         pos += 3
@@ -146,7 +172,7 @@ def raw_blocks(frame: bytes | memoryview, where: str) -> RawBlocks | None:
         pos += bsize
         if last:
             break
-    pos += 4 * checksum
+    pos += checksum
     if pos != n:
         raise IntegrityError(f"{where}: zstd frame is {n} bytes but its blocks end at {pos}")
     if fcs is not None and fcs != content:

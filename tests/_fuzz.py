@@ -42,7 +42,7 @@ from _mutate import (
     mutate_json,
 )
 
-from exashard.errors import ExashardError
+from exashard.errors import ExashardError, IntegrityError
 from exashard.privacy.access import ShardKeys
 from exashard.privacy.keys import LocalKeyring
 from exashard.privacy.stream import HEADER_SIZE, DecryptingSource, EncryptingWriter
@@ -56,6 +56,7 @@ from exashard.shards.format import (
     seek_table_size,
 )
 from exashard.shards.manifest import checkpoint_name, commit_name
+from exashard.shards.reader import _BufferPool, _content_bytes
 from exashard.shards.tar import END_OF_ARCHIVE, iter_file_members, iter_members, member_header, padding
 from exashard.shards.writer import ShardInfo
 from exashard.shards.zframe import raw_blocks
@@ -281,13 +282,39 @@ def read_everything(r: ShardReader, stage: list[str], checksum: str | None = Non
     if n:
         r.get(r.keys()[-1])
         list(r.iter_samples(n // 2))
+    stage[0] = "frames"
+    pool = _BufferPool()
     for f in range(r.layout.frames):
-        r.frame(f)
+        whole = _outcome(lambda f=f: r.frame(f))
+        # decompressed into a pooled buffer (Arrow batches' path): the same bytes or the same refusal
+        pooled = _outcome(lambda f=f: _pooled_frame(r, f, pool))
+        assert type(whole) is type(pooled) and (isinstance(whole, IntegrityError) or whole == pooled), (f, whole, pooled)
+        if isinstance(whole, IntegrityError):
+            assert not pool._views, "a refused frame kept a pool buffer"
+            raise whole
     stage[0] = "verify"
     r.verify(samples=samples)
     if checksum is not None:
         stage[0] = "verify checksum"
         r.verify(checksum=checksum)
+
+
+def _outcome(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except IntegrityError as e:
+        return e
+
+
+def _pooled_frame(r: ShardReader, f: int, pool: _BufferPool) -> bytes:
+    """Frame ``f`` loaded as Arrow batches load it (into pool buffers), copied out; its buffer retired."""
+    content = r._load(f, pool, pooled=True)
+    buf = content[1] if isinstance(content, tuple) else content
+    try:
+        return _content_bytes(content) if isinstance(content, tuple) else bytes(content)
+    finally:
+        if isinstance(buf, memoryview):
+            pool.retire(buf)
 
 
 def reader_case(corpus: Corpus, spec: dict[str, Any]) -> Outcome:

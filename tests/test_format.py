@@ -20,7 +20,7 @@ from exashard.shards.format import SampleIndex, decode_index, encode_index
 from exashard.shards.storage import FsspecSource
 from exashard.shards.tar import iter_members, member_header
 from exashard.shards.writer import ShardFileWriter, sample_fields
-from exashard.shards.zframe import build_raw_frame, raw_blocks
+from exashard.shards.zframe import build_raw_frame, frame_length, raw_blocks
 
 DOC = os.path.join(os.path.dirname(__file__), "..", "docs", "FORMAT.md")
 VECTOR_1 = [{"__key__": "a", "txt": "hi"}, {"__key__": "dir/b", "json": b'{"x":1}', "bin": bytes(range(5))}]
@@ -93,6 +93,48 @@ def test_tar_parser_rejects_bad_checksum():
     h[0] ^= 1
     with pytest.raises(IntegrityError, match="checksum mismatch"):
         list(iter_members(bytes(h) + bytes(512)))
+
+
+@given(content=st.binary(max_size=400_000) | st.builds(lambda n, b: b * n, st.integers(0, 300_000), st.binary(min_size=1, max_size=3)),
+       level=st.sampled_from([-5, 1, 3, 19]), checksum=st.booleans(), tail=st.binary(max_size=8))
+def test_frame_length_walks_every_block_kind(content, level, checksum, tail):
+    """Compressed, RLE and Raw blocks, with and without a checksum: the walk ends where the frame
+    does, whatever follows; cut short, it refuses."""
+    import zstandard
+
+    frame = zstandard.ZstdCompressor(level=level, write_checksum=checksum).compress(content)
+    assert frame_length(frame + tail, "t") == len(frame)
+    for cut in {len(frame) - 1, len(frame) // 2, 7}:
+        if 0 <= cut < len(frame) - 4 * checksum:
+            with pytest.raises(IntegrityError, match="^t: "):
+                frame_length(frame[:cut], "t")
+
+
+def test_frame_length_refuses_reserved_block_type():
+    import zstandard
+
+    frame = bytearray(zstandard.ZstdCompressor().compress(b"abc" * 100))
+    pos = zstandard.frame_header_size(bytes(frame))
+    frame[pos] |= 0b110  # block type 3
+    with pytest.raises(IntegrityError, match="reserved type"):
+        frame_length(frame, "t")
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+def test_bytes_after_a_compressed_frame_are_refused(tmp_path, pooled):
+    """A frame's stored range holds one frame and nothing more (the digest is fixed up, as a
+    faulty writer would leave it): refused by name, decompressed one-shot or into a pool buffer."""
+    from exashard.shards.reader import _BufferPool
+
+    root = tmp_path / "ds"
+    with ShardWriter(str(root), name="t", encrypt=False) as w:
+        w.write({"__key__": "a", "txt": "hello " * 500})
+    (info,) = w.shards
+    with ShardReader.open(str(root / info.path)) as r:
+        raw = bytes(r._read_frame(0))
+        with pytest.raises(IntegrityError, match=r"frame 0 at offset \d+: zstd frame is \d+ bytes but its blocks end at"):
+            r._frame_content(raw + b"\0" * 9, 0, _BufferPool() if pooled else None)
+        assert bytes(r._frame_content(raw, 0, _BufferPool() if pooled else None)) == r.frame(0)
 
 
 @given(parts=st.lists(st.binary(max_size=300_000), max_size=6))

@@ -86,6 +86,13 @@ FRAME_LIE = shard("raw", ("bomb", -1, 5 << 20, 8))
 NEGATIVE_ROW = shard("raw", ("blob", ("truncate", 25)), row="fresh")
 # a PAX header whose size field reads -512 (checksum fixed): verify() parsed the same header forever
 PAX_LOOP = shard("raw", ("content", 3, ("hdr", 0, "size", b"-0000001000", True)))
+# bytes after a compressed frame, inside its stored range (digest fixed): the one-shot decompression
+# ignored them, decompressing into a buffer refused them; now both refuse (as for Raw-block frames)
+# a refused frame (digest mismatch; corrupt zstd) must hand its pool buffers back: found by
+# mutating the returns away
+REFUSED_READ = shard("raw", ("fcs", 44, ("abs", 10301005781491613323)), fix_digest=False, row="orig", zero_copy=True)
+REFUSED_DECODE = shard("mixed", ("frame", 14, ("int", 1380794134, 8, ("add", 1))), ("dupkey", 29, 24))
+FRAME_TAIL = shard("mixed", ("dupkey", 29, 1), ("frame", 50, ("dup", 1719315961, 545)), row="fresh", zero_copy=True)
 
 
 # -- (1) the shard reader ------------------------------------------------------------------
@@ -100,6 +107,9 @@ PAX_LOOP = shard("raw", ("content", 3, ("hdr", 0, "size", b"-0000001000", True))
 @example(spec=FRAME_LIE)
 @example(spec=NEGATIVE_ROW)
 @example(spec=PAX_LOOP)
+@example(spec=FRAME_TAIL)
+@example(spec=REFUSED_READ)
+@example(spec=REFUSED_DECODE)
 def test_reader_mutated_shard(corpus, spec):
     reader_case(corpus, spec)
 
