@@ -4,7 +4,7 @@ A batch has a ``__key__`` string column and one ``binary`` column per field (the
 extension) that any of its samples has, null where a sample lacks it: the same fields and
 values as the default dict batches, in the order they first appear in the frame.
 
-Each decoded frame becomes one RecordBatch, built in C: the keys column is a slice of an
+Each decoded frame becomes one one-chunk Table, built in C on a loading thread: the keys column is a slice of an
 Arrow view of the shard index's key blob (no ``str`` per key), and each field column is
 gathered out of the frame by one ``take`` over an array whose elements alternate between
 the members and the tar headers in between (no ``bytes`` per member). Batches are slices
@@ -88,6 +88,13 @@ def frame_batch(ctx: tuple[Any, ...], i0: int, i1: int) -> Any:
     return pa.RecordBatch.from_arrays(cols, names=names)
 
 
+def frame_table(ctx: tuple[Any, ...], i0: int, i1: int) -> Any:
+    """``frame_batch`` as a one-chunk Table, made on the loading thread. Table constructors
+    release the GIL, and the iterating thread would then wait for a loading thread to hand it
+    back (up to the 5 ms switch interval): batches are slices of this table (which keep it)."""
+    return pa.Table.from_batches([frame_batch(ctx, i0, i1)])
+
+
 def _rows_batch(ctx: tuple[Any, ...], i0: int, i1: int) -> Any:
     """``frame_batch`` for a frame whose samples differ in their fields: sample by sample."""
     rows = [sample(ctx, i, True) for i in range(i0, i1)]
@@ -115,26 +122,28 @@ def samples_batch(samples: list[dict[str, Any]]) -> Any:
 
 
 def join(pieces: list[tuple[bool, Any]]) -> Any:
-    """One batch, a ``pyarrow.Table``, from its pieces in order: (True, RecordBatch) or
-    (False, sample). No copy: each piece is a chunk. Pieces whose columns differ are
-    aligned by name, with nulls where a piece lacks a field."""
+    """One batch, a ``pyarrow.Table``, from its pieces in order: (True, Table slice of a
+    ``frame_table``) or (False, sample). No copy: each piece is a chunk; a batch inside one
+    frame is that frame's slice as it is (no Table made here). Pieces whose columns differ
+    are aligned by name, with nulls where a piece lacks a field."""
     parts: list[Any] = []
     rows: list[dict[str, Any]] = []
     for is_batch, x in pieces:
         if is_batch:
             if rows:
-                parts.append(samples_batch(rows))
+                parts.append(pa.Table.from_batches([samples_batch(rows)]))
                 rows = []
             parts.append(x)
         else:
             rows.append(x)
     if rows:
-        parts.append(samples_batch(rows))
-    schema = parts[0].schema
-    if all(p.schema == schema for p in parts):
-        table = pa.Table.from_batches(parts, schema)
+        parts.append(pa.Table.from_batches([samples_batch(rows)]))
+    if len(parts) == 1:
+        table = parts[0]
+    elif all(p.schema == parts[0].schema for p in parts):
+        table = pa.concat_tables(parts)
     else:
-        table = pa.concat_tables([pa.Table.from_batches([p]) for p in parts], promote_options="permissive")
+        table = pa.concat_tables(parts, promote_options="permissive")
     # a field no sample of this batch has (its frame's other samples have it) is left out,
     # as in dict batches; a present value is never null, so all-null means absent
     absent = [i for i, c in enumerate(table.columns) if i and c.null_count == len(c)]

@@ -63,14 +63,14 @@ def context(r: ShardReader, keys: Any, content: Any, frame: int, zero_copy: bool
 
 
 def arrow_frame(r: ShardReader, u: Any, pool: _BufferPool) -> Any:
-    """Load unit ``u``'s frame and build its samples' RecordBatch (``arrow.frame_batch``),
+    """Load unit ``u``'s frame and build its samples' Table (``arrow.frame_table``),
     on a loading thread; the batch holds copies, so the frame's buffer is recycled at once."""
-    from .arrow import frame_batch, shard_keys
+    from .arrow import frame_table, shard_keys
 
     content = r._load(u.frame, pool, pooled=True)
     ctx = context(r, shard_keys(r), content, u.frame, False)
     try:
-        return frame_batch(ctx, u.start, u.stop)
+        return frame_table(ctx, u.start, u.stop)
     finally:
         del ctx
         buf = content[1] if isinstance(content, tuple) else content

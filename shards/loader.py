@@ -251,7 +251,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
         its shard was shredded (skipped). ``track``: samples only, skipped ones left out,
         and the resume position kept up to date. ``runs``: (rank position, count, columns,
         sample) items instead, for the batch builder (see ``_runs``); ``arrow``: their
-        columns as RecordBatches."""
+        columns as Table slices."""
         plan = self.plan()
         if start >= plan.per_rank:
             return
@@ -280,7 +280,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
                         r = readers[u.slot][1]
                         if r is None:  # removed by a deletion request since the window opened
                             continue
-                        if arrow and locs is None:  # the frame's RecordBatch, built on the loading thread
+                        if arrow and locs is None:  # the frame's Table, built on the loading thread
                             futs[k] = ex.submit(r.layout, u.frame, arrow_frame, r, u, pool)
                         else:
                             futs[k] = ex.submit(r.layout, u.frame, r._load, u.frame, pool)
@@ -439,7 +439,7 @@ class ShardDataset(_IterBase):  # type: ignore[misc,valid-type]
         (``__key__`` first, then the members in stream order). A run whose samples differ in
         their fields comes sample by sample, as (rank position, 1, None, sample); a run of a
         shard removed meanwhile as (rank position, count, None, None), skipped. ``arrow``:
-        columns are slices of the frame's RecordBatch (``arrow.frame_batch``), for every run."""
+        columns are slices of the frame's Table (``arrow.frame_table``), for every run."""
         first, n = blk.units[0].start, len(pos)
         frame = c = None
         if arrow:
