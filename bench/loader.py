@@ -19,8 +19,9 @@ The peers decompress into a local cache before they read, so each is measured tw
 
 while exashard decrypts and decompresses every epoch, in memory, and has no cache. The
 AES-GCM + zstd and zstd-only ceilings (``shard_read.py``) are measured in the same run.
-Through every epoch, a thread samples the Rss and Pss of this process and its children
-(DataLoader workers) every 50 ms, from ``/proc/<pid>/smaps_rollup``.
+Memory is measured in one more epoch of every reader, untimed: through it, a thread samples
+the Rss and Pss of this process and its children (DataLoader workers) every 50 ms, from
+``/proc/<pid>/smaps_rollup`` (the timed runs carry no sampler: each sample costs ~10 ms of CPU).
 
 Readers run ``--runs`` times, interleaved; medians are reported and written as JSON, with a chart.
 The warm-cache peers and exashard run once more before timing (the page cache is warm from
@@ -262,14 +263,21 @@ def entries(sets: dict[str, Any], kind: str, work: str, keyring: str, args: argp
     return out
 
 
-def measure(e: Entry) -> tuple[float, int, int, MemorySampler]:
+def measure(e: Entry, sample: bool = False) -> tuple[float, int, int, MemorySampler | None]:
+    """One run of ``e``: (seconds, samples, payload bytes, the memory sampler if ``sample``)."""
     fn = e.prepare()
     gc.collect()
     os.sync()  # a clean-cache run leaves its cache dirty: write it back before the next timing
-    with MemorySampler() as mem:
+    mem = MemorySampler() if sample else None
+    if mem is not None:
+        mem.__enter__()
+    try:
         t = time.perf_counter()
         n, b = fn()
         dt = time.perf_counter() - t
+    finally:
+        if mem is not None:
+            mem.__exit__()
     return dt, n, b, mem
 
 
@@ -283,15 +291,21 @@ def bench_set(kind: str, n: int, work: str, keyring: str, args: argparse.Namespa
     for e in todo:  # fill the warm caches; exashard's too, for its first-use costs
         if e.warmup:
             measure(e)
-    runs: dict[str, list[float]] = {e.name: [] for e in todo}
-    mem: dict[str, list[MemorySampler]] = {e.name: [] for e in todo}
+    # memory: one epoch of each reader, sampled; it is not timed (the sampler's /proc reads
+    # take ~10 ms of CPU each, a tenth of a core at 50 ms, and the GIL now and then)
+    mem: dict[str, list[MemorySampler]] = {}
     counts: dict[str, tuple[int, int]] = {}
+    for e in todo:
+        _, cnt, nbytes, m = measure(e, sample=True)
+        assert m is not None
+        mem[e.name], counts[e.name] = [m], (cnt, nbytes)
+    print("  memory pass done", flush=True)
+    runs: dict[str, list[float]] = {e.name: [] for e in todo}
     for r in range(args.runs):
         for e in todo:
-            dt, cnt, nbytes, m = measure(e)
+            dt, cnt, nbytes, _ = measure(e)
             runs[e.name].append(dt)
-            mem[e.name].append(m)
-            counts[e.name] = (cnt, nbytes)
+            assert counts[e.name] == (cnt, nbytes), (e.name, counts[e.name], (cnt, nbytes))
         print(f"  run {r + 1}/{args.runs} done", flush=True)
     expected = sets["expected"]
     for e in todo:
@@ -416,7 +430,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--big", type=int, default=10_000, help="samples of 100 KiB + JSON")
     ap.add_argument("--small", type=int, default=100_000, help="samples of ~1 KiB text + JSON")
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--sets", default="big,small", help="which sets to run")
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers in the workers mode")
     ap.add_argument("--batch-size", type=int, default=64, help="DataLoader batch size (and MDS's per-device batch)")
