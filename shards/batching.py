@@ -17,6 +17,82 @@ from ..errors import ConfigError, MissingDependencyError
 from .loader import Sample, ShardDataset, _IterBase, _worker_info
 
 Columns = dict[str, list[Any]]
+# A field whose values in one worker batch add up to this much crosses to the main process
+# as one shared-memory tensor (``Packed``) instead of pickled through the worker's pipe.
+# Below it, a tensor's own cost (a shared-memory segment per batch) outweighs the pipe:
+# measured on 2 cores, 64 values a batch: 100 KiB values 953 against 508 MB/s, 16 KiB
+# 493 against 396, 1 KiB 103 against 298.
+PACK_MIN = 1 << 20
+
+
+class Packed:
+    """One field of a worker batch, its values end to end in a shared-memory uint8 tensor;
+    ``sizes`` gives each value's length, -1 for None. ``ShardLoader`` unpacks it in the
+    main process: ``bytes`` each, or ``memoryview``s of the tensor with ``zero_copy``."""
+
+    __slots__ = ("data", "sizes")
+
+    def __init__(self, data: Any, sizes: list[int]) -> None:
+        self.data, self.sizes = data, sizes
+
+    @classmethod
+    def of(cls, values: list[Any]) -> Packed | None:
+        """The values packed, or None unless every one is bytes-like or None and they add
+        up to ``PACK_MIN`` bytes at least, and to one or more (else they stay a list, pickled)."""
+        sizes, total = [], 0
+        for v in values:
+            if v is None:
+                sizes.append(-1)
+            elif type(v) is bytes or type(v) is memoryview:
+                sizes.append(len(v))
+                total += len(v)
+            else:
+                return None
+        if total < PACK_MIN or not total:
+            return None
+        import torch
+
+        data = torch.empty(total, dtype=torch.uint8).share_memory_()  # written once, in place
+        out, o = memoryview(data.numpy()), 0
+        for v, n in zip(values, sizes):
+            if n > 0:
+                out[o : o + n] = v
+                o += n
+        return cls(data, sizes)
+
+    def values(self, zero_copy: bool) -> list[Any]:
+        buf, o, out = memoryview(self.data.numpy()), 0, []
+        for n in self.sizes:
+            if n < 0:
+                out.append(None)
+            else:
+                out.append(buf[o : o + n] if zero_copy else bytes(buf[o : o + n]))
+                o += n
+        return out
+
+
+def pack(batch: Any) -> Any:
+    """A worker's default (dict of lists) batch with its big fields as ``Packed``, and the
+    other fields' ``memoryview``s (``zero_copy``) as ``bytes``: a view cannot leave its
+    process (the DataLoader would turn it into a list of ints)."""
+    if type(batch) is dict:
+        for k, v in batch.items():
+            if k != "__key__" and type(v) is list:
+                p = Packed.of(v)
+                batch[k] = p if p is not None else [bytes(x) if type(x) is memoryview else x for x in v]
+    return batch
+
+
+def unpack(batch: Any, zero_copy: bool) -> Any:
+    """``pack`` undone, in the main process: with ``zero_copy`` every value is a
+    ``memoryview`` again (of shared memory for a packed field)."""
+    if type(batch) is dict:
+        for k, v in batch.items():
+            if type(v) is Packed:
+                batch[k] = v.values(zero_copy)
+            elif zero_copy and k != "__key__" and type(v) is list:
+                batch[k] = [memoryview(x) if type(x) is bytes else x for x in v]
+    return batch
 
 
 def collate_lists(samples: list[Sample]) -> Columns:
@@ -58,7 +134,13 @@ class _Batches(_IterBase):  # type: ignore[misc,valid-type]
         info = _worker_info()
         k, w = (1, 0) if info is None else (info.num_workers, info.id)
         if self.arrow or self.collate is collate_lists:
-            yield from self._columns(k, w)
+            if info is None or self.arrow:
+                yield from self._columns(k, w)
+            else:  # default batches leave this worker with their big fields in shared memory
+                if self._packs():  # slice views: pack copies each value once, into shared memory
+                    self.ds.zero_copy = True  # (this worker's own copy of the dataset)
+                for j, end, skipped, batch in self._columns(k, w):
+                    yield j, end, skipped, pack(batch)
             return
         n, b = len(self.ds), self.batch
         cur, samples, skipped = -1, [], 0
@@ -74,6 +156,15 @@ class _Batches(_IterBase):  # type: ignore[misc,valid-type]
                 samples.append(s)
         if cur >= 0:
             yield cur, min(n, self.start + (cur + 1) * b), skipped, self.collate(samples) if samples else None
+
+    def _packs(self) -> bool:
+        """Whether a batch of the first shard's average sample reaches ``PACK_MIN`` (then
+        most fields are packed; small values are cheaper sliced as bytes straight away)."""
+        rows = self.ds.rows
+        if not len(rows):
+            return False
+        row = rows[0]
+        return row.samples > 0 and row.tar_bytes * self.batch >= PACK_MIN * row.samples
 
     def _columns(self, k: int, w: int) -> Iterator[tuple[int, int, int, Any]]:
         """The same batches, built from the dataset's runs of samples (``ShardDataset._runs``):
@@ -118,7 +209,9 @@ class ShardLoader:
     ``batch_format="arrow"`` gives each batch as a ``pyarrow.Table`` instead
     (``__key__`` string column, one binary column per field, built without a Python
     object per sample: see ``shards/arrow.py``). Other keyword arguments go to the
-    DataLoader.
+    DataLoader. From workers, default batches send their big fields through shared
+    memory (``Packed``, ``PACK_MIN``); with ``zero_copy`` every field value arrives as a
+    ``memoryview``.
     """
 
     def __init__(
@@ -185,6 +278,7 @@ class ShardLoader:
                 ds._delivered = end
                 if self.num_workers:
                     ds.skipped_samples += skipped
+                    batch = unpack(batch, ds.zero_copy)
                 full = batch is not None and (end - start) - (want - 1) * self.batch_size == self.batch_size
                 if batch is None or (self.drop_last and not full):
                     continue

@@ -7,6 +7,7 @@ import json
 import random
 import sys
 import warnings
+from unittest import mock
 
 import pyarrow as pa
 import pytest
@@ -14,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import exashard
-from exashard.shards import ShardWriter
+from exashard.shards import ShardWriter, batching
 from exashard.shards.arrow import payload_bytes
-from exashard.shards.batching import collate_lists
+from exashard.shards.batching import Packed, collate_lists, pack, unpack
 
 torch = pytest.importorskip("torch")
 
@@ -105,6 +106,54 @@ def test_column_batches_from_workers_and_resume(datasets):
     ds2.load_state_dict(state)
     rest = [_plain(b) for b in exashard.ShardLoader(ds2, batch_size=13)]
     assert head + rest == whole
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.none() | st.binary(max_size=3000), max_size=40), views=st.booleans(),
+       floor=st.integers(0, 20_000), zero_copy=st.booleans())
+def test_pack_roundtrip(values, views, floor, zero_copy):
+    """A field crosses from a worker as one shared-memory tensor once its values reach
+    ``PACK_MIN`` bytes; unpacked, it is the same values: bytes, or memoryviews with
+    ``zero_copy``, None kept. Smaller fields stay lists, their views made bytes."""
+    field = [memoryview(v) if views and v is not None else v for v in values]
+    with mock.patch.object(batching, "PACK_MIN", floor):
+        batch = pack({"__key__": [str(i) for i in range(len(values))], "bin": field, "n": [1] * len(values)})
+    total = sum(len(v) for v in values if v is not None)
+    big = total >= floor and total > 0
+    assert (type(batch["bin"]) is Packed) == big and batch["n"] == [1] * len(values)
+    if not big:
+        assert all(v is None or type(v) is bytes for v in batch["bin"])
+    out = unpack(batch, zero_copy)
+    assert [None if v is None else bytes(v) for v in out["bin"]] == values
+    assert all(v is None or type(v) is (memoryview if zero_copy else bytes) for v in out["bin"])
+
+
+@pytest.mark.parametrize("zero_copy", [False, True])
+def test_worker_batches_cross_in_shared_memory(tmp_path, monkeypatch, zero_copy):
+    """Big fields from DataLoader workers (packed) and small ones (pickled), some values
+    missing: the same batches as in-process; with ``zero_copy`` every value is a memoryview
+    (a view used to reach the main process as a list of ints)."""
+    out = str(tmp_path / "ds")
+    rnd = random.Random(3)
+    with ShardWriter(out, encrypt=True, target_size=400_000) as w:
+        for i in range(60):
+            s = {"__key__": f"k{i:03d}", "json": b'{"i": %d}' % i}
+            if i % 9:
+                s["bin"] = rnd.randbytes(rnd.randint(70_000, 90_000))
+            w.write(s)
+    want = _batches(out, 20)
+    packed = []
+
+    def seen(batch, zc):
+        packed.append(sorted(k for k, v in batch.items() if type(v) is Packed))
+        return unpack(batch, zc)
+
+    monkeypatch.setattr(batching, "unpack", seen)
+    got = list(exashard.ShardLoader(exashard.ShardDataset(out, zero_copy=zero_copy), batch_size=20, num_workers=2))
+    assert [_plain(b) for b in got] == want and any(None in b["bin"] for b in want)
+    assert packed == [["bin"]] * 3  # the json fields (small) were pickled
+    kinds = {type(v) for b in got for k, vs in b.items() if k != "__key__" for v in vs if v is not None}
+    assert kinds == ({memoryview} if zero_copy else {bytes})
 
 
 @pytest.mark.parametrize("fmt", ["dict", "arrow"])
