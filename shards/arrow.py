@@ -4,16 +4,17 @@ A batch has a ``__key__`` string column and one ``binary`` column per field (the
 extension) that any of its samples has, null where a sample lacks it: the same fields and
 values as the default dict batches, in the order they first appear in the frame.
 
-Each decoded frame becomes one one-chunk Table, built in C on a loading thread: the keys column is a slice of an
-Arrow view of the shard index's key blob (no ``str`` per key), and each field column is
-gathered out of the frame by one ``take`` over an array whose elements alternate between
-the members and the tar headers in between (no ``bytes`` per member). Batches are slices
-of the frame batches, one chunk per frame a batch spans (``combine_chunks()`` makes
-them contiguous). The batch owns its memory (Arrow buffers): nothing in it refers to
-the loader's recycled frame buffers, so it may be kept as long as the caller likes.
+Each decoded frame becomes a one-chunk Table, built in C on a loading thread: the keys
+column is a slice of an Arrow view of the shard index's key blob (no ``str`` per key),
+and each field column is gathered out of the frame by one ``take`` over an array whose
+elements alternate between the members and the tar headers in between (no ``bytes`` per
+member). Batches are slices of the frame tables, one chunk per frame a batch spans
+(``combine_chunks()`` makes them contiguous). The batch owns its memory (Arrow buffers):
+nothing in it refers to the loader's recycled frame buffers, so it may be kept as long as
+the caller likes.
 
 Frames whose samples differ in their fields, and shuffled blocks, go through per-sample
-rows instead; the result is the same (``tests/test_arrow.py`` compares them).
+rows instead; the result is the same (``tests/test_batching.py`` compares them).
 """
 
 from __future__ import annotations
