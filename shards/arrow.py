@@ -9,7 +9,8 @@ column is a slice of an Arrow view of the shard index's key blob (no ``str`` per
 and each field column is gathered out of the frame by one ``take`` over an array whose
 elements alternate between the members and the tar headers in between (no ``bytes`` per
 member). Batches are slices of the frame tables, one chunk per frame a batch spans
-(``combine_chunks()`` makes them contiguous). The batch owns its memory (Arrow buffers):
+(``combine_chunks()`` makes them contiguous); from DataLoader workers, each batch is
+copied out compact first (``compact``). The batch owns its memory (Arrow buffers):
 nothing in it refers to the loader's recycled frame buffers, so it may be kept as long as
 the caller likes.
 
@@ -151,6 +152,15 @@ def join(pieces: list[tuple[bool, Any]]) -> Any:
     for i in reversed(absent):
         table = table.remove_column(i)
     return table
+
+
+def compact(table: Any) -> Any:
+    """``table`` with every column copied into one chunk of its own buffers: what a DataLoader
+    worker sends. A batch sliced out of frame tables refers to their whole buffers, and
+    pickling it carries all of them through the worker's pipe (measured: 1.9 MB for a batch
+    of 64 one-KiB samples that holds 57 KB); the copy carries the batch's bytes only."""
+    cols = [pa.concat_arrays(c.chunks) if c.num_chunks else pa.array([], c.type) for c in table.columns]
+    return pa.Table.from_arrays(cols, schema=table.schema)
 
 
 def payload_bytes(batch: Any) -> int:

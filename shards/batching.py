@@ -134,8 +134,13 @@ class _Batches(_IterBase):  # type: ignore[misc,valid-type]
         info = _worker_info()
         k, w = (1, 0) if info is None else (info.num_workers, info.id)
         if self.arrow or self.collate is collate_lists:
-            if info is None or self.arrow:
+            if info is None:
                 yield from self._columns(k, w)
+            elif self.arrow:  # sliced tables would take their frames' whole buffers along
+                from .arrow import compact
+
+                for j, end, skipped, batch in self._columns(k, w):
+                    yield j, end, skipped, None if batch is None else compact(batch)
             else:  # default batches leave this worker with their big fields in shared memory
                 if self._packs():  # slice views: pack copies each value once, into shared memory
                     self.ds.zero_copy = True  # (this worker's own copy of the dataset)

@@ -224,3 +224,19 @@ def test_arrow_batch_format_errors(datasets, monkeypatch):
     monkeypatch.setitem(sys.modules, "numpy", None)  # numpy not installed
     with pytest.raises(exashard.MissingDependencyError, match=r"exashard\[arrow\]"):
         exashard.ShardLoader(ds, batch_size=4, batch_format="arrow")
+
+
+def test_arrow_worker_batches_carry_only_their_own_bytes(tmp_path):
+    """A batch sliced out of a frame's table refers to the frame's whole buffers (and the
+    shard's key blob); from workers, each batch crosses as a compact copy, not all of that."""
+    path = str(tmp_path / "ds")
+    with ShardWriter(path, encrypt=False, frame_size=256 * 1024) as w:
+        for i in range(600):
+            w.write({"__key__": f"k{i:05d}", "txt": f"sample {i} ".encode() * 20, "json": b'{"i": %d}' % i})
+    whole = _arrow(path, 10)
+    tables = list(exashard.ShardLoader(exashard.ShardDataset(path), batch_size=10, num_workers=2, batch_format="arrow"))
+    assert [t.to_pydict() for t in tables] == whole and len(tables) == 60
+    for t in tables:
+        assert t.get_total_buffer_size() <= t.nbytes + 256, (t.get_total_buffer_size(), t.nbytes)
+    in_process = next(iter(exashard.ShardLoader(exashard.ShardDataset(path), batch_size=10, batch_format="arrow")))
+    assert in_process.get_total_buffer_size() > 10 * in_process.nbytes  # what would have crossed
