@@ -151,16 +151,24 @@ class EpochPlan:
         base = self.rank * self.per_rank
         drops = self.drops
         dropped = bisect_left(drops, g0)
-        if workers == 1 and (dropped == len(drops) or drops[dropped] >= g1):  # the common case: a plain run
-            first = max(g0, start + base + dropped)
-            return list(zip(range(first - blk.gstart, g1 - blk.gstart), range(first - dropped - base, g1 - dropped - base)))
-        out = []
-        for g in range(g0, g1):
-            if dropped < len(drops) and drops[dropped] == g:
-                dropped += 1
+        out: list[tuple[int, int]] = []
+        while g0 < g1:  # runs between dropped positions: there p = g - dropped - base
+            if dropped < len(drops) and drops[dropped] == g0:
+                dropped, g0 = dropped + 1, g0 + 1
                 continue
-            p = g - dropped - base
-            if p < start or ((p - start) // batch) % workers != worker:
-                continue
-            out.append((g - blk.gstart, p))
+            end = min(g1, drops[dropped]) if dropped < len(drops) else g1
+            shift = dropped + base
+            lo = max(g0 - shift, start)  # rank positions [lo, hi) of this run
+            hi = end - shift
+            if workers == 1:
+                if lo < hi:
+                    out += zip(range(lo + shift - blk.gstart, hi + shift - blk.gstart), range(lo, hi))
+            else:
+                j = (lo - start) // batch if lo < hi else 0
+                j += (worker - j) % workers  # this worker's first batch here
+                while lo < hi and start + j * batch < hi:
+                    a, b = max(lo, start + j * batch), min(hi, start + (j + 1) * batch)
+                    out += zip(range(a + shift - blk.gstart, b + shift - blk.gstart), range(a, b))
+                    j += workers
+            g0 = end
         return out

@@ -94,6 +94,47 @@ def test_plan_splits_every_position_once(counts, world, shuffle, seed, epoch, wi
     assert all(0 <= i < counts[s] for s, i in seen)
 
 
+def _positions_one_by_one(plan: EpochPlan, blk, start: int, workers: int, worker: int, batch: int) -> list[tuple[int, int]]:
+    """``EpochPlan.positions`` by its definition, sample by sample."""
+    out = []
+    for g in range(max(blk.gstart, plan.lo), min(blk.gstart + len(blk), plan.hi)):
+        if g in plan.drops:
+            continue
+        p = g - sum(d < g for d in plan.drops) - plan.rank * plan.per_rank
+        if p >= start and ((p - start) // batch) % workers == worker:
+            out.append((g - blk.gstart, p))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    counts=st.lists(st.integers(0, 40), min_size=1, max_size=8),
+    world=st.integers(1, 4),
+    shuffle=st.booleans(),
+    seed=st.integers(0, 2**32),
+    frame=st.integers(1, 30),
+    workers=st.integers(1, 4),
+    batch=st.integers(1, 9),
+    start=st.integers(0, 120),
+    data=st.data(),
+)
+def test_positions_match_their_definition(counts, world, shuffle, seed, frame, workers, batch, start, data):
+    """A worker's positions in a block, computed run by run between drops, are exactly those
+    the definition gives one by one, for any resume position, batch size and worker count."""
+    rank = data.draw(st.integers(0, world - 1))
+    plan = EpochPlan(counts, seed=seed, epoch=1, version=2, rank=rank, world=world, shuffle=shuffle, window=2, block=2)
+    union = []
+    for w in range(plan.windows()):
+        frames = {slot: [(a, min(counts[plan.order[slot]], a + frame)) for a in range(0, counts[plan.order[slot]], frame)]
+                  for slot in plan.window_slots(w)}
+        for blk in plan.blocks(w, frames):
+            for worker in range(workers):
+                got = plan.positions(blk, start, workers, worker, batch)
+                assert got == _positions_one_by_one(plan, blk, start, workers, worker, batch)
+                union += [p for _, p in got]
+    assert sorted(union) == list(range(start, plan.per_rank))  # the workers share the rest of the epoch
+
+
 def test_drops_change_with_epoch():
     counts = [10, 7, 13, 9]  # 39 samples, world 4: 3 dropped each epoch
     sets = {tuple(EpochPlan(counts, seed=5, epoch=e, version=1, rank=0, world=4, shuffle=False, window=1, block=1).drops)
