@@ -160,15 +160,12 @@ class EpochPlan:
             shift = dropped + base
             lo = max(g0 - shift, start)  # rank positions [lo, hi) of this run
             hi = end - shift
-            if workers == 1:
-                if lo < hi:
-                    out += zip(range(lo + shift - blk.gstart, hi + shift - blk.gstart), range(lo, hi))
-            else:
-                j = (lo - start) // batch if lo < hi else 0
-                j += (worker - j) % workers  # this worker's first batch here
-                while lo < hi and start + j * batch < hi:
-                    a, b = max(lo, start + j * batch), min(hi, start + (j + 1) * batch)
-                    out += zip(range(a + shift - blk.gstart, b + shift - blk.gstart), range(a, b))
-                    j += workers
+            size = batch if workers > 1 else max(1, hi - start)  # one worker: the whole run at once
+            j = (lo - start) // size if lo < hi else 0
+            j += (worker - j) % workers  # this worker's first batch in the run
+            while lo < hi and start + j * size < hi:
+                a, b = max(lo, start + j * size), min(hi, start + (j + 1) * size)
+                out += zip(range(a + shift - blk.gstart, b + shift - blk.gstart), range(a, b))
+                j += workers
             g0 = end
         return out
