@@ -55,6 +55,12 @@ def _loader_keys(loader) -> list[str]:
 # -- the order, as a pure function ---------------------------------------------------------
 
 
+def _frames(plan: EpochPlan, counts: list[int], w: int, frame: int) -> dict[int, list[tuple[int, int]]]:
+    """Window ``w``'s shards cut into frames of ``frame`` samples, as ``EpochPlan.blocks`` takes them."""
+    return {slot: [(a, min(counts[plan.order[slot]], a + frame)) for a in range(0, counts[plan.order[slot]], frame)]
+            for slot in plan.window_slots(w)}
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     counts=st.lists(st.integers(0, 40), min_size=1, max_size=12),
@@ -75,11 +81,7 @@ def test_plan_splits_every_position_once(counts, world, shuffle, seed, epoch, wi
                          window=window, block=block)
         got = []
         for w in range(plan.windows()):
-            frames = {}
-            for slot in plan.window_slots(w):
-                n = counts[plan.order[slot]]
-                frames[slot] = [(a, min(n, a + frame)) for a in range(0, n, frame)]
-            for blk in plan.blocks(w, frames):
+            for blk in plan.blocks(w, _frames(plan, counts, w, frame)):
                 locs = blk.locate()
                 for j, p in plan.positions(blk, 0, 1, 0, 1):
                     k, i = locs[j]
@@ -125,9 +127,7 @@ def test_positions_match_their_definition(counts, world, shuffle, seed, frame, w
     plan = EpochPlan(counts, seed=seed, epoch=1, version=2, rank=rank, world=world, shuffle=shuffle, window=2, block=2)
     union = []
     for w in range(plan.windows()):
-        frames = {slot: [(a, min(counts[plan.order[slot]], a + frame)) for a in range(0, counts[plan.order[slot]], frame)]
-                  for slot in plan.window_slots(w)}
-        for blk in plan.blocks(w, frames):
+        for blk in plan.blocks(w, _frames(plan, counts, w, frame)):
             for worker in range(workers):
                 got = plan.positions(blk, start, workers, worker, batch)
                 assert got == _positions_one_by_one(plan, blk, start, workers, worker, batch)
